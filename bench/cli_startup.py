@@ -1,0 +1,36 @@
+"""Median wall time of `hpc-dl4mic --help` against `python -c pass` (same interpreter, same run).
+
+    python bench/cli_startup.py [--runs 21]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+
+def median_wall(argv: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=21)
+    args = parser.parse_args()
+    reference = median_wall([sys.executable, "-c", "pass"], args.runs)
+    ours = median_wall([sys.executable, "-m", "hpc_dl4mic.cli", "--help"], args.runs)
+    print(f"python -c pass        median {reference * 1000:7.1f} ms")
+    print(f"hpc-dl4mic --help     median {ours * 1000:7.1f} ms  (target <= 120 ms)")
+    print(f"ratio                 {ours / reference:7.2f}x   overhead {1000 * (ours - reference):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""A build context folder: the recipes plus the files they copy into the image.
+
+Layout (relative paths, so the recipes are the same wherever the folder is)::
+
+    DIR/<name>.def            Apptainer definition
+    DIR/Dockerfile            Dockerfile (docker:// bases)
+    DIR/notebooks/*.ipynb     the notebooks, copied to /opt/hpc-dl4mic/notebooks/
+    DIR/requirements.txt      the requirements file
+    DIR/ca-certs/*.crt        site CA certificates
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import NotebookConfig
+from .errors import InputError
+from .fsutil import atomic_copy, atomic_write
+from .render import ImageSpec, render_definition, render_dockerfile
+
+
+def ca_cert_files(ca_dir: Path | None) -> list[Path]:
+    """The ``*.crt``/``*.pem`` files of a CA folder (or a single file)."""
+    if ca_dir is None:
+        return []
+    ca_dir = Path(ca_dir).expanduser()
+    if ca_dir.is_file():
+        files = [ca_dir]
+    elif ca_dir.is_dir():
+        files = sorted(p for p in ca_dir.iterdir() if p.suffix in (".crt", ".pem") and p.is_file())
+    else:
+        raise InputError(f"--ca-certs {ca_dir}: no such file or folder")
+    if not files:
+        raise InputError(f"--ca-certs {ca_dir}: no .crt or .pem files in it")
+    return files
+
+
+def ca_cert_names(files: list[Path]) -> tuple[str, ...]:
+    """Names the certificates get in the image (update-ca-certificates wants ``.crt``)."""
+    return tuple(f.stem + ".crt" for f in files)
+
+
+def definition_name(config: NotebookConfig) -> str:
+    return f"{config.name}.def"
+
+
+@dataclass
+class Context:
+    """What was written into a build context folder."""
+
+    directory: Path
+    written: list[Path] = field(default_factory=list)
+
+
+def write_context(spec: ImageSpec, directory: Path, *, docker: bool = True,
+                  apptainer: bool = True, notebooks: dict[str, bytes] | None = None,
+                  requirements: Path | None = None, ca_certs: list[Path] = ()) -> Context:
+    """Write the recipes and the given input files into ``directory`` (each file atomically)."""
+    directory = Path(directory)
+    ctx = Context(directory)
+    # render everything first: a bad input must not leave half a context behind
+    texts: dict[str, str] = {}
+    if apptainer:
+        texts[definition_name(spec.config)] = render_definition(spec)
+    if docker:
+        texts["Dockerfile"] = render_dockerfile(spec)
+    for name, data in (notebooks or {}).items():
+        ctx.written.append(atomic_write(directory / "notebooks" / name, data))
+    if requirements is not None:
+        ctx.written.append(atomic_copy(requirements, directory / "requirements.txt"))
+    for src, name in zip(ca_certs, ca_cert_names(list(ca_certs))):
+        ctx.written.append(atomic_copy(src, directory / "ca-certs" / name))
+    for name, text in texts.items():
+        ctx.written.append(atomic_write(directory / name, text))
+    return ctx
+
+
+def image_notebooks(config: NotebookConfig, source: Path) -> dict[str, bytes]:
+    """The notebook files that go into the image, by name."""
+    return {config.notebook_filename: Path(source).read_bytes()}
+
+
+def notebook_names(config: NotebookConfig) -> tuple[str, ...]:
+    """Names of the notebooks in the image (what :func:`image_notebooks` produces)."""
+    return (config.notebook_filename,)
+
+
+def render_to_dir(config: NotebookConfig, directory: Path, *, docker: bool, apptainer: bool,
+                  gpu: bool = True, base: str | None = None, notebook: Path | None = None,
+                  requirements: Path | None = None, ca_certs: Path | None = None,
+                  system_python: bool = False) -> Context:
+    """``hpc-dl4mic render``: recipes (and any local inputs given) into ``directory``."""
+    from .config import parse_base
+    from .render import make_spec
+
+    if notebook is not None and not Path(notebook).is_file():
+        raise InputError(f"--notebook {notebook}: no such file")
+    if requirements is not None and not Path(requirements).is_file():
+        raise InputError(f"--requirements {requirements}: no such file")
+    certs = ca_cert_files(ca_certs)
+    spec = make_spec(config, base=parse_base(base) if base else None, gpu=gpu,
+                     notebook_files=notebook_names(config), ca_certs=ca_cert_names(certs),
+                     accept_system_python=system_python)
+    return write_context(spec, directory, docker=docker and spec.base.kind == "docker",
+                         apptainer=apptainer,
+                         notebooks=image_notebooks(config, notebook) if notebook else None,
+                         requirements=requirements, ca_certs=certs)

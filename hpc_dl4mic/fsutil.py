@@ -1,0 +1,64 @@
+"""Atomic file writes and the XDG directories."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_copy(src: Path, dst: Path, mode: int = 0o644) -> Path:
+    """Copy ``src`` to ``dst`` atomically."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, mode)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dst
+
+
+def _xdg(var: str, default: str) -> Path:
+    value = os.environ.get(var)
+    base = Path(value) if value and os.path.isabs(value) else Path.home() / default
+    return base / "hpc-dl4mic"
+
+
+def cache_home() -> Path:
+    """``$XDG_CACHE_HOME/hpc-dl4mic`` (downloads, the default image cache)."""
+    return _xdg("XDG_CACHE_HOME", ".cache")
+
+
+def config_home() -> Path:
+    """``$XDG_CONFIG_HOME/hpc-dl4mic`` (profiles)."""
+    return _xdg("XDG_CONFIG_HOME", ".config")
+
+
+def state_home() -> Path:
+    """``$XDG_STATE_HOME/hpc-dl4mic`` (sessions)."""
+    return _xdg("XDG_STATE_HOME", ".local/state")

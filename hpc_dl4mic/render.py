@@ -1,0 +1,254 @@
+"""Render one image spec as an Apptainer definition and as a Dockerfile (pure functions).
+
+Python decides (base, Python interpreter, pins, files); the Jinja templates in
+``definitions/`` hold the layout. Every value that reaches a shell line goes through the
+``q`` filter (:func:`shlex.quote`); there is no autoescaping.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from . import __version__
+from .config import DEBIAN_SYSTEM_PYTHON, Base, NotebookConfig
+from .errors import ConfigError, InputError
+
+NOTEBOOKS_DIR = "/opt/hpc-dl4mic/notebooks"
+REQUIREMENTS_PATH = "/opt/hpc-dl4mic/requirements.txt"
+UBUNTU_SYSTEM_PYTHON = {"20.04": "3.8", "22.04": "3.10"}
+VOLATILE_LABELS = ("org.hpc-dl4mic.tool-version",)
+
+
+def jupyter_pins(python: str) -> tuple[str, ...]:
+    """Pinned Jupyter stack for a Python version (DL4MicEverywhere's pins where they apply)."""
+    minor = int(python.split(".")[1])
+    if minor <= 6:
+        return ("jupyterlab==3.2.9", "ipykernel==5.5.6", "ipywidgets==7.7.5", "papermill==2.3.4")
+    if minor == 7:
+        return ("jupyterlab==3.6.0", "ipykernel==6.16.2", "ipywidgets==8.1.0", "papermill==2.4.0")
+    if minor >= 12:
+        return ("jupyterlab==3.6.8", "ipykernel==6.29.5", "ipywidgets==8.1.0", "papermill==2.6.0")
+    return ("jupyterlab==3.6.0", "ipykernel==6.29.5", "ipywidgets==8.1.0", "papermill==2.6.0")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Everything that determines an image, resolved from a config and build options."""
+
+    config: NotebookConfig
+    base: Base
+    python: str  # the interpreter version inside the image
+    gpu: bool = True
+    notebook_files: tuple[str, ...] = ()  # basenames, in the build context under notebooks/
+    requirements: bool = True  # requirements.txt in the build context
+    ca_certs: tuple[str, ...] = ()  # basenames, in the build context under ca-certs/
+    extra_pip: tuple[str, ...] = ()
+    ports: tuple[int, ...] = (8888,)
+    tool_version: str = __version__
+    labels_extra: tuple[tuple[str, str], ...] = field(default=())
+
+
+def make_spec(config: NotebookConfig, *, base: Base | None = None, gpu: bool = True,
+              notebook_files: tuple[str, ...] | None = None, ca_certs: tuple[str, ...] = (),
+              accept_system_python: bool = False) -> ImageSpec:
+    """Resolve base and Python for ``config`` (errors name the config key or option to change)."""
+    base = base or config.hpc.base or (config.default_base() if gpu else
+                                       Base("docker", f"ubuntu:{config.ubuntu_version}"))
+    python = config.python_version
+    if base.is_debian:
+        system = DEBIAN_SYSTEM_PYTHON.get(base.ref, "3.11") if base.kind == "debootstrap" \
+            else DEBIAN_SYSTEM_PYTHON["bookworm"]
+        if python != system and not (accept_system_python or config.hpc.accept_system_python):
+            raise ConfigError(
+                f"{config.path}: config.dl4miceverywhere.python_version: {python} is not "
+                f"available on the Debian base {base} (it has Python {system}); use a docker:// "
+                "base, or accept the system Python with --system-python "
+                "(config.hpc_dl4mic.accept_system_python: true)")
+        python = system
+    if notebook_files is None:
+        notebook_files = (config.notebook_filename,)
+    ports = tuple(dict.fromkeys((8888, *config.hpc.extra_ports)))
+    return ImageSpec(config=config, base=base, python=python, gpu=gpu,
+                     notebook_files=tuple(notebook_files), ca_certs=tuple(ca_certs),
+                     extra_pip=config.hpc.extra_pip, ports=ports)
+
+
+def _environment():  # lazily built: jinja2 costs ~100 ms to import
+    import jinja2
+
+    from .resources import data_dir
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_dir("definitions"))),
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
+        trim_blocks=False, lstrip_blocks=False,
+    )
+    env.filters["q"] = lambda value: shlex.quote(str(value))
+    return env
+
+
+def labels(spec: ImageSpec) -> list[tuple[str, str]]:
+    """Provenance labels (``org.hpc-dl4mic.*``)."""
+    cfg = spec.config
+    items = [
+        ("org.hpc-dl4mic.notebook", cfg.name),
+        ("org.hpc-dl4mic.title", cfg.title),
+        ("org.hpc-dl4mic.notebook-version", cfg.notebook_version),
+        ("org.hpc-dl4mic.notebook-url", cfg.notebook_url),
+        ("org.hpc-dl4mic.config-sha256", cfg.sha256),
+        ("org.hpc-dl4mic.python-version", spec.python),
+        ("org.hpc-dl4mic.cuda-version", cfg.cuda_version),
+        ("org.hpc-dl4mic.cudnn-version", cfg.cudnn_version),
+        ("org.hpc-dl4mic.ubuntu-version", cfg.ubuntu_version),
+        ("org.hpc-dl4mic.base", str(spec.base)),
+        ("org.hpc-dl4mic.ports", ",".join(str(p) for p in spec.ports)),
+        ("org.hpc-dl4mic.tool-version", spec.tool_version),
+    ]
+    if cfg.dl4miceverywhere_version:
+        items.insert(4, ("org.hpc-dl4mic.dl4miceverywhere-version", cfg.dl4miceverywhere_version))
+    return items + list(spec.labels_extra)
+
+
+def _files(spec: ImageSpec) -> list[tuple[str, str]]:
+    files = [(f"notebooks/{name}", f"{NOTEBOOKS_DIR}/{name}") for name in spec.notebook_files]
+    if spec.requirements:
+        files.append(("requirements.txt", REQUIREMENTS_PATH))
+    files += [(f"ca-certs/{name}", f"/usr/local/share/ca-certificates/{name}")
+              for name in spec.ca_certs]
+    return files
+
+
+def _context(spec: ImageSpec) -> dict:
+    docker_ubuntu = spec.base.kind == "docker"
+    system_python = UBUNTU_SYSTEM_PYTHON.get(spec.config.ubuntu_version)
+    deadsnakes = docker_ubuntu and spec.python != system_python
+    if docker_ubuntu:
+        python_packages = [f"python{spec.python}", f"python{spec.python}-venv",
+                           f"python{spec.python}-dev"]
+        apt = ["ca-certificates", "curl", "git"]
+        apt += ["software-properties-common", "gpg-agent"] if deadsnakes else python_packages
+        python_exe = f"python{spec.python}"
+    elif spec.base.kind == "debootstrap":
+        python_packages, apt, python_exe = [], ["python3", "python3-venv"], "python3"
+    else:  # localimage: the base provides python3 (and usually /opt/venv)
+        python_packages, apt, python_exe = [], [], "python3"
+    environment = [("LC_ALL", "C.UTF-8"), ("HPC_DL4MIC_NOTEBOOKS", NOTEBOOKS_DIR)]
+    if spec.gpu and docker_ubuntu:
+        environment.append(("XLA_FLAGS", "--xla_gpu_cuda_data_dir=/usr/local/cuda"))
+    if spec.ca_certs:
+        environment += [("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt"),
+                        ("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")]
+    return {
+        "config": spec.config, "base": spec.base, "gpu": spec.gpu, "labels": labels(spec),
+        "files": _files(spec), "environment": environment, "ports": spec.ports,
+        "notebooks_dir": NOTEBOOKS_DIR, "ca_certs": spec.ca_certs, "apt_packages": apt,
+        "deadsnakes": deadsnakes, "python_packages": python_packages, "python_exe": python_exe,
+        "jupyter_pins": jupyter_pins(spec.python), "requirements": spec.requirements,
+        "extra_pip": spec.extra_pip, "tag": spec.config.name.lower(),
+    }
+
+
+def _render(template: str, context: dict) -> str:
+    env = _environment()
+    install = env.get_template("install.sh.j2").render(context).strip("\n")
+    return env.get_template(template).render({**context, "install_script": install})
+
+
+def render_definition(spec: ImageSpec) -> str:
+    """The Apptainer definition file text."""
+    if spec.config.hpc.dockerfile is not None:
+        return definition_from_dockerfile(spec)
+    return _render("apptainer.def.j2", _context(spec))
+
+
+def render_dockerfile(spec: ImageSpec) -> str:
+    """The Dockerfile text (GPU or CPU variant, by ``spec.gpu``)."""
+    if spec.base.kind != "docker":
+        raise InputError(f"a Dockerfile needs a docker:// base, not {spec.base}; "
+                         "render the Apptainer definition instead")
+    if spec.config.hpc.dockerfile is not None:
+        return fill_dockerfile(spec)
+    return _render("Dockerfile.j2", _context(spec))
+
+
+def dockerfile_values(spec: ImageSpec) -> dict[str, str]:
+    """Values for the build args DL4MicEverywhere-style Dockerfiles declare without defaults."""
+    cfg = spec.config
+    return {
+        "BASE_IMAGE": spec.base.ref, "UBUNTU_VERSION": cfg.ubuntu_version,
+        "CUDA_VERSION": cfg.cuda_version, "CUDNN_VERSION": cfg.cudnn_version,
+        "PYTHON_VERSION": spec.python, "NOTEBOOK_NAME": cfg.notebook_filename,
+        "REQUIREMENTS_NAME": "requirements.txt", "GPU_FLAG": "1" if spec.gpu else "0",
+        "NOTEBOOK_VERSION": cfg.notebook_version,
+    }
+
+
+ARG_LINE = re.compile(r"^(\s*ARG\s+)([A-Za-z_][A-Za-z0-9_]*)\s*$", re.MULTILINE)
+
+
+def fill_dockerfile(spec: ImageSpec) -> str:
+    """A config's custom Dockerfile with every build arg given a concrete value."""
+    path = spec.config.hpc.dockerfile
+    assert path is not None
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{spec.config.path}: config.hpc_dl4mic.dockerfile: cannot read "
+                          f"{path}: {exc.strerror}") from None
+    values = dockerfile_values(spec)
+
+    def fill_arg(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in values:
+            raise ConfigError(f"{path}: ARG {name} has no default and hpc-dl4mic has no value "
+                              f"for it; give it a default (known: {', '.join(sorted(values))})")
+        return f"{match.group(1)}{name}={values[name]}"
+
+    text = ARG_LINE.sub(fill_arg, text)
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+        text = re.sub(r"\$" + name + r"\b", lambda _m, v=value: v, text)
+    return text
+
+
+def definition_from_dockerfile(spec: ImageSpec) -> str:
+    """Convert the filled-in custom Dockerfile with spython, adding our labels and notebooks."""
+    import tempfile
+
+    from spython.logger import bot
+    from spython.main.parse.parsers import DockerParser
+    from spython.main.parse.writers import SingularityWriter
+
+    filled = fill_dockerfile(spec)
+    source = spec.config.hpc.dockerfile
+    saved_level, bot.level = bot.level, -5  # quiet: it warns about files it cannot see here
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            docker_path = Path(tmp) / "Dockerfile"
+            docker_path.write_text(filled)
+            recipe = DockerParser(str(docker_path)).recipe
+        last = list(recipe.values())[-1]
+        last.labels += [[f"{key} {value}"] for key, value in labels(spec)]
+        last.files += [[src, dst] for src, dst in _files(spec)
+                       if src.startswith(("notebooks/", "ca-certs/"))]
+        text = SingularityWriter(recipe).convert(runscript="", force=False)
+    except (SystemExit, Exception) as exc:  # spython may sys.exit instead of raising
+        raise ConfigError(f"{source}: spython could not convert it: {exc}") from None
+    finally:
+        bot.level = saved_level
+    return text.rstrip("\n") + "\n"
+
+
+def keyed_definition(definition: str) -> str:
+    """The definition without volatile labels: the part of it that goes into the cache key."""
+    lines = [line for line in definition.splitlines()
+             if not any(line.strip().startswith(label + " ") for label in VOLATILE_LABELS)]
+    return "\n".join(lines) + "\n"
+
+
+def with_tool_version(spec: ImageSpec, version: str) -> ImageSpec:
+    """A copy of ``spec`` stamped with another tool version (tests, goldens)."""
+    return replace(spec, tool_version=version)

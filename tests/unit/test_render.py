@@ -1,0 +1,135 @@
+"""Rendering Apptainer definitions and Dockerfiles (pure, golden-checked)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import config_paths
+
+from hpc_dl4mic.config import load_config, parse_base, resolve_target
+from hpc_dl4mic.errors import ConfigError, InputError
+from hpc_dl4mic.render import (
+    keyed_definition,
+    make_spec,
+    render_definition,
+    render_dockerfile,
+    with_tool_version,
+)
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+CUSTOM = DATA / "custom_dockerfile" / "configuration.yaml"
+
+
+def spec_for(target, **kw):
+    cfg = load_config(target) if isinstance(target, Path) else resolve_target(target)
+    return with_tool_version(make_spec(cfg, **kw), "GOLDEN")
+
+
+GOLDEN_CASES = {
+    # Ubuntu 22.04 + CUDA 11.8, Python 3.10 = Ubuntu's own (no deadsnakes)
+    "CARE_2D_DL4Mic": dict(target="CARE_2D_DL4Mic"),
+    # Ubuntu 20.04 + CUDA 11.2, Python 3.9 from deadsnakes
+    "bioimageio-pytorch": dict(target="bioimageio-pytorch"),
+    # CUDA 12 + Python 3.11 from deadsnakes
+    "U-Net_3D_DL4Mic": dict(target="U-Net_3D_DL4Mic"),
+    # a user's config with a custom Dockerfile converted by spython, extra port and pip package
+    "custom_dockerfile": dict(target=CUSTOM),
+    # offline bases
+    "StarDist_2D_DL4Mic-localimage": dict(target="StarDist_2D_DL4Mic",
+                                          base=parse_base("localimage:/srv/base.sif")),
+    "StarDist_2D_DL4Mic-debootstrap": dict(target="StarDist_2D_DL4Mic",
+                                           base=parse_base("debootstrap:bookworm"),
+                                           ca_certs=("site-ca.crt",)),
+    # CPU variant
+    "Noise2Void_2D_DL4Mic-cpu": dict(target="Noise2Void_2D_DL4Mic", gpu=False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_rendered_definition_matches_golden(case, golden):
+    kw = dict(GOLDEN_CASES[case])
+    spec = spec_for(kw.pop("target"), **kw)
+    golden(f"{case}.def", render_definition(spec))
+    if spec.base.kind == "docker":
+        golden(f"{case}.Dockerfile", render_dockerfile(spec))
+
+
+@pytest.mark.parametrize("path", config_paths(), ids=lambda p: p.parent.name)
+def test_every_config_renders_and_its_definition_parses_back_with_spython(path, tmp_path):
+    from spython.main.parse.parsers import SingularityParser
+
+    spec = make_spec(load_config(path))
+    definition = render_definition(spec)
+    dockerfile = render_dockerfile(spec)
+    assert "${" not in dockerfile.replace("${HPC_DL4MIC", "")
+    assert not re.search(r"^ARG\s+\w+\s*$", dockerfile, re.MULTILINE)
+    def_path = tmp_path / "image.def"
+    def_path.write_text(definition)
+    recipe = SingularityParser(str(def_path)).recipe
+    stage = list(recipe.values())[0]
+    assert stage.fromHeader == spec.base.ref
+    label_text = " ".join(" ".join(x) if isinstance(x, list) else x for x in stage.labels)
+    assert f"org.hpc-dl4mic.notebook {spec.config.name}" in label_text
+    files = [" ".join(f) if isinstance(f, list) else f for f in stage.files]
+    assert any("/opt/hpc-dl4mic/notebooks/" in f for f in files)
+    assert "jupyterlab==" in "\n".join(stage.install)
+
+
+def test_dockerfile_has_no_unresolved_variables_for_custom_dockerfiles():
+    text = render_dockerfile(make_spec(load_config(CUSTOM)))
+    assert "${" not in text and "$PYTHON_VERSION" not in text
+    assert "ARG PYTHON_VERSION=3.10" in text
+
+
+def test_custom_dockerfile_arg_without_known_value_is_an_error(tmp_path):
+    (tmp_path / "Dockerfile").write_text("ARG SECRET_THING\nFROM ubuntu:22.04\n")
+    cfg_text = CUSTOM.read_text()
+    (tmp_path / "configuration.yaml").write_text(cfg_text)
+    with pytest.raises(ConfigError, match="ARG SECRET_THING has no default"):
+        render_definition(make_spec(load_config(tmp_path / "configuration.yaml")))
+
+
+def test_values_reaching_shell_lines_are_quoted(tmp_path):
+    cfg_text = CUSTOM.read_text().replace("    dockerfile: Dockerfile\n", "").replace(
+        "tensorboard==2.15.1", "'weird pkg; rm -rf / $(x)'")
+    (tmp_path / "configuration.yaml").write_text(cfg_text)
+    definition = render_definition(make_spec(load_config(tmp_path / "configuration.yaml")))
+    assert "pip install 'weird pkg; rm -rf / $(x)'" in definition
+
+
+def test_debian_base_refuses_another_python_unless_accepted():
+    cfg = resolve_target("CARE_2D_DL4Mic")  # python 3.10
+    with pytest.raises(ConfigError, match="--system-python"):
+        make_spec(cfg, base=parse_base("debootstrap:bookworm"))
+    spec = make_spec(cfg, base=parse_base("debootstrap:bookworm"), accept_system_python=True)
+    assert spec.python == "3.11"
+
+
+def test_dockerfile_needs_a_docker_base():
+    spec = make_spec(resolve_target("StarDist_2D_DL4Mic"), base=parse_base("localimage:/b.sif"))
+    with pytest.raises(InputError, match="docker:// base"):
+        render_dockerfile(spec)
+
+
+def test_rendering_is_pure_and_deterministic():
+    spec = make_spec(resolve_target("CARE_2D_DL4Mic"))
+    assert render_definition(spec) == render_definition(spec)
+
+
+def test_keyed_definition_ignores_the_tool_version_only():
+    cfg = resolve_target("CARE_2D_DL4Mic")
+    a = render_definition(with_tool_version(make_spec(cfg), "1.0"))
+    b = render_definition(with_tool_version(make_spec(cfg), "2.0"))
+    assert a != b
+    assert keyed_definition(a) == keyed_definition(b)
+    c = render_definition(make_spec(cfg, ca_certs=("x.crt",)))
+    assert keyed_definition(a) != keyed_definition(c)
+
+
+def test_cpu_variant_uses_plain_ubuntu():
+    spec = make_spec(resolve_target("CARE_2D_DL4Mic"), gpu=False)
+    text = render_dockerfile(spec)
+    assert "FROM ubuntu:22.04" in text
+    assert "XLA_FLAGS" not in text
