@@ -131,5 +131,266 @@ def render(target: str, docker: bool, apptainer: bool, output: Path, base: str |
         click.echo(str(path))
 
 
+def _progress(verbose: bool):
+    from .progress import Progress
+
+    return Progress(verbose=verbose)
+
+
+def _cache_option(func):
+    return click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
+                        help="Image cache folder (default $HPC_DL4MIC_CACHE or "
+                             "~/.cache/hpc-dl4mic/images).")(func)
+
+
+def _profile_file_option(func):
+    return click.option("--profile-file", type=click.Path(dir_okay=False, path_type=Path),
+                        help="Profiles file (default ~/.config/hpc-dl4mic/profiles.yaml).")(func)
+
+
+@main.command()
+@click.argument("target")
+@_common_build_options
+@_cache_option
+@click.option("--def-only", is_flag=True, help="Print the definition file and stop.")
+@click.option("--force", is_flag=True, help="Rebuild even when the cache has the image.")
+@click.option("--fakeroot/--no-fakeroot", default=None,
+              help="apptainer build --fakeroot (default: when not root).")
+@click.option("--on", "on_profile", metavar="PROFILE",
+              help="Build on this cluster over SSH, into the profile's cache dir.")
+@click.option("--build-on", type=click.Choice(["slurm", "login"]),
+              help="With --on: a SLURM build job or the login node (default: the profile's).")
+@click.option("--accept-new-host-key", is_flag=True,
+              help="Trust and remember an unknown SSH host key.")
+@_profile_file_option
+@click.option("-v", "--verbose", is_flag=True, help="Show apptainer's output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def build(target: str, base: str | None, cpu: bool, notebook: Path | None,
+          requirements: Path | None, ca_certs: Path | None, system_python: bool,
+          cache_dir: Path | None, def_only: bool, force: bool, fakeroot: bool | None,
+          on_profile: str | None, build_on: str | None, accept_new_host_key: bool,
+          profile_file: Path | None, verbose: bool, as_json: bool) -> None:
+    """Build TARGET's SIF image (or find it in the cache) and print its path."""
+    from .build import build_image, build_image_remote, prepare_notebook_image
+    from .cache import ImageCache
+    from .config import resolve_target
+
+    inputs = prepare_notebook_image(resolve_target(target), notebook=notebook,
+                                    requirements=requirements, base=base, gpu=not cpu,
+                                    ca_certs=ca_certs, system_python=system_python)
+    if def_only:
+        click.echo(inputs.definition, nl=False)
+        return
+    if on_profile:
+        from .profiles import get_profile
+        from .ssh import Connection
+
+        profile = get_profile(on_profile, profile_file)
+        with Connection.open(profile.ssh_target(),
+                             accept_new_host_key=accept_new_host_key) as conn:
+            result = build_image_remote(inputs, conn, profile, mode=build_on, fakeroot=fakeroot,
+                                        progress=_progress(verbose), force=force)
+    else:
+        result = build_image(inputs, ImageCache(cache_dir), fakeroot=fakeroot,
+                             progress=_progress(verbose), force=force)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        state = "cached" if result.cached else f"built in {result.seconds:.0f} s"
+        click.echo(f"{result.path}", nl=True)
+        click.echo(f"{result.name} {result.key[:16]} ({state})", err=True)
+
+
+@main.command("base")
+@click.option("--suite", default="bookworm", show_default=True, help="Debian suite.")
+@click.option("--mirror", help="Debian mirror URL (default deb.debian.org).")
+@click.option("--ca-certs", type=click.Path(path_type=Path), metavar="DIR",
+              help="Site CA certificates (*.crt) to install in the image.")
+@_cache_option
+@click.option("-v", "--verbose", is_flag=True, help="Show apptainer's output.")
+def base_cmd(suite: str, mirror: str | None, ca_certs: Path | None, cache_dir: Path | None,
+             verbose: bool) -> None:
+    """Build the small offline Debian base image and print its path.
+
+    Notebook images start from it with --base localimage:PATH (no registry needed).
+    """
+    from .build import build_image, prepare_base_image
+    from .cache import ImageCache
+
+    result = build_image(prepare_base_image(suite, mirror, ca_certs=ca_certs),
+                         ImageCache(cache_dir), progress=_progress(verbose))
+    click.echo(str(result.path))
+
+
+@main.group("cache", cls=Group)
+def cache_group() -> None:
+    """Manage an image cache (e.g. an admin's shared, group-readable cache)."""
+
+
+@cache_group.command("build")
+@click.argument("names", nargs=-1)
+@click.option("--all", "build_all", is_flag=True, help="Every notebook in the catalogue.")
+@click.option("--notebook-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder searched for each config's notebook file (by its URL's name).")
+@click.option("--requirements-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder searched for each config's requirements file.")
+@click.option("--base", metavar="BASE", help="Base for every image (see `build --help`).")
+@click.option("--ca-certs", type=click.Path(path_type=Path), metavar="DIR",
+              help="Site CA certificates to install in every image.")
+@click.option("--system-python", is_flag=True, help="Accept a Debian base's python3.")
+@_cache_option
+@click.option("-v", "--verbose", is_flag=True, help="Show apptainer's output.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def cache_build(names: tuple[str, ...], build_all: bool, notebook_dir: Path | None,
+                requirements_dir: Path | None, base: str | None, ca_certs: Path | None,
+                system_python: bool, cache_dir: Path | None, verbose: bool,
+                as_json: bool) -> None:
+    """Pre-build images for NAMES (or --all); continue past failures, report them at the end."""
+    from .build import build_many
+    from .cache import ImageCache
+    from .config import catalogue, load_config, resolve_target
+    from .errors import InputError
+
+    if build_all == bool(names):
+        raise InputError("give notebook NAMES or --all (not both)")
+    configs = ([load_config(e.path, name=e.name, group=e.group) for e in catalogue()]
+               if build_all else [resolve_target(n) for n in names])
+    outcome = build_many(configs, ImageCache(cache_dir), notebook_dir=notebook_dir,
+                         requirements_dir=requirements_dir, progress=_progress(verbose),
+                         base=base, ca_certs=ca_certs, system_python=system_python)
+    if as_json:
+        _print_json(outcome.to_dict())
+    else:
+        for item in outcome.built:
+            click.echo(f"ok      {item.name:<28} {item.path}")
+        for name, error in outcome.failed:
+            click.echo(f"FAILED  {name:<28} {error}")
+        click.echo(f"{len(outcome.built)} built or cached, {len(outcome.failed)} failed", err=True)
+    if outcome.failed:
+        sys.exit(1)
+
+
+@cache_group.command("list")
+@_cache_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_list(cache_dir: Path | None, as_json: bool) -> None:
+    """List the images in the cache (name, key, size, date, labels)."""
+    import datetime
+
+    from .cache import ImageCache
+
+    records = ImageCache(cache_dir).records()
+    if as_json:
+        _print_json([r.to_dict() for r in records])
+        return
+    for r in records:
+        date = datetime.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")
+        version = r.labels.get("org.hpc-dl4mic.notebook-version", "")
+        click.echo(f"{r.name:<28} {r.key[:16]}  {r.size / 2**20:8.1f} MiB  {date}  {version}")
+
+
+@cache_group.command("verify")
+@_cache_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_verify(cache_dir: Path | None, as_json: bool) -> None:
+    """Check every image's size, checksum and key label; exit 1 if any is bad."""
+    from .build import verify_cache
+    from .cache import ImageCache
+
+    results = verify_cache(ImageCache(cache_dir))
+    if as_json:
+        _print_json([r.to_dict() for r in results])
+    else:
+        for r in results:
+            click.echo(f"{'ok' if r.ok else 'BAD':<4} {r.path.name}"
+                       + ("" if r.ok else f": {'; '.join(r.problems)}"))
+    if any(not r.ok for r in results):
+        sys.exit(1)
+
+
+@cache_group.command("prune")
+@_cache_option
+@click.option("--keep", type=int, help="Keep the newest N images per notebook.")
+@click.option("--orphans", is_flag=True, help="Remove images without records and vice versa.")
+@click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
+def cache_prune(cache_dir: Path | None, keep: int | None, orphans: bool, dry_run: bool) -> None:
+    """Remove old images, orphans and leftovers of interrupted builds (older than a day)."""
+    from .cache import ImageCache
+
+    for path in ImageCache(cache_dir).prune(keep=keep, orphans=orphans, dry_run=dry_run):
+        click.echo(f"{'would remove' if dry_run else 'removed'} {path}")
+
+
+@main.group("profile", cls=Group)
+def profile_group() -> None:
+    """Cluster profiles (~/.config/hpc-dl4mic/profiles.yaml)."""
+
+
+@profile_group.command("list")
+@_profile_file_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def profile_list(profile_file: Path | None, as_json: bool) -> None:
+    """List profiles (the built-in `localhost` is the local test cluster)."""
+    from .profiles import load_profiles
+
+    profiles = load_profiles(profile_file)
+    if as_json:
+        _print_json([p.to_dict() for p in profiles.values()])
+        return
+    for p in profiles.values():
+        where = f"{p.user + '@' if p.user else ''}{p.host}{':' + str(p.port) if p.port else ''}"
+        click.echo(f"{p.name:<16} {where}{'  (built-in)' if p.builtin else ''}")
+
+
+@profile_group.command("show")
+@click.argument("name")
+@_profile_file_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def profile_show(name: str, profile_file: Path | None, as_json: bool) -> None:
+    """Show one profile."""
+    from .profiles import get_profile
+
+    data = get_profile(name, profile_file).to_dict()
+    if as_json:
+        _print_json(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key + ':':<14} {value}")
+
+
+@profile_group.command("add")
+@click.argument("name")
+@click.option("--host", required=True, help="SSH host or ~/.ssh/config alias.")
+@click.option("--user")
+@click.option("--port", type=int)
+@click.option("--identity", help="Private key file.")
+@click.option("--proxy-jump", help="Jump host(s), as ssh -J.")
+@click.option("--work-dir", help="Remote work folder (default ~/.hpc-dl4mic).")
+@click.option("--cache-dir", help="Remote image cache (default WORK_DIR/images).")
+@click.option("--build", type=click.Choice(["slurm", "login"]), default="slurm",
+              show_default=True, help="Where `build --on` runs.")
+@click.option("--partition")
+@click.option("--account")
+@click.option("--qos")
+@click.option("--gres", help="e.g. gpu:1")
+@click.option("--gpus", help="e.g. 1 or a100:1 (--gpus)")
+@click.option("--cpus", type=int)
+@click.option("--mem", help="e.g. 32G")
+@click.option("--time", "time_", help="Walltime, e.g. 04:00:00")
+@click.option("--module", "modules", multiple=True, help="`module load` this (repeatable).")
+@click.option("--sbatch-extra", multiple=True, help="Extra #SBATCH option (repeatable).")
+@click.option("--data-dir", help="Default data folder on the cluster.")
+@click.option("--results-dir", help="Default results folder on the cluster.")
+@_profile_file_option
+def profile_add(name: str, profile_file: Path | None, time_: str | None,
+                modules: tuple[str, ...], sbatch_extra: tuple[str, ...], **values) -> None:
+    """Add or replace profile NAME."""
+    from .profiles import Profile, save_profile
+
+    path = save_profile(Profile(name=name, time=time_, modules=modules,
+                                sbatch_extra=sbatch_extra, **values), profile_file)
+    click.echo(f"saved profile {name} in {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -19,7 +19,7 @@ from .errors import ConfigError, InputError
 NOTEBOOKS_DIR = "/opt/hpc-dl4mic/notebooks"
 REQUIREMENTS_PATH = "/opt/hpc-dl4mic/requirements.txt"
 UBUNTU_SYSTEM_PYTHON = {"20.04": "3.8", "22.04": "3.10"}
-VOLATILE_LABELS = ("org.hpc-dl4mic.tool-version",)
+VOLATILE_LABELS = ("org.hpc-dl4mic.tool-version", "org.hpc-dl4mic.image-key")
 
 
 def jupyter_pins(python: str) -> tuple[str, ...]:
@@ -240,6 +240,17 @@ def definition_from_dockerfile(spec: ImageSpec) -> str:
     finally:
         bot.level = saved_level
     return text.rstrip("\n") + "\n"
+
+
+def render_base_definition(suite: str = "bookworm", mirror: str = Base.mirror, *,
+                           ca_certs: tuple[str, ...] = (),
+                           labels_extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """The small Debian base (python3 venv + the Jupyter stack) that notebook images
+    start from with ``Bootstrap: localimage`` when no registry is reachable."""
+    python = DEBIAN_SYSTEM_PYTHON.get(suite, "3.11")
+    return _environment().get_template("base-debian.def.j2").render(
+        suite=suite, mirror=mirror, ca_certs=ca_certs, jupyter_pins=jupyter_pins(python),
+        labels_extra=labels_extra)
 
 
 def keyed_definition(definition: str) -> str:

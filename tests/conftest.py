@@ -1,57 +1,11 @@
-"""Shared fixtures: where the real seed data is, and which notebook belongs to which config."""
+"""Shared fixtures for both tiers (data helpers live in seeddata.py)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-import yaml
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("HPC_DL4MIC_SHARED", REPO.parent / "shared")).resolve()
-SEED = SHARED / "seed-data"
-SEED_CONFIGS = SEED / "dl4miceverywhere" / "notebooks"
-COLAB_NOTEBOOKS = SEED / "zerocostdl4mic" / "Colab_notebooks"
-REQUIREMENTS = SEED / "zerocostdl4mic" / "requirements_files"
-CONFIGS = REPO / "configs"
-
-
-def config_paths() -> list[Path]:
-    """The 32 configuration.yaml files shipped in configs/ (sorted)."""
-    return sorted(CONFIGS.glob("*/*/configuration.yaml"))
-
-
-def seed_notebook(config_path: Path) -> Path | None:
-    """The local copy of a config's notebook (basename of notebook_url), or None (External, Detectron2)."""
-    block = yaml.safe_load(config_path.read_text())["config"]["dl4miceverywhere"]
-    base = block["notebook_url"].rsplit("/", 1)[-1]
-    bespoke = SEED_CONFIGS / config_path.parent.parent.name / config_path.parent.name / base
-    for candidate in (COLAB_NOTEBOOKS / base, bespoke):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def seed_requirements(config_path: Path) -> Path | None:
-    """The local copy of a config's requirements file, or None."""
-    block = yaml.safe_load(config_path.read_text())["config"]["dl4miceverywhere"]
-    base = block["requirements_url"].rsplit("/", 1)[-1]
-    bespoke = SEED_CONFIGS / config_path.parent.parent.name / config_path.parent.name / base
-    for candidate in (REQUIREMENTS / base, bespoke):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def configs_with_notebooks() -> list[tuple[Path, Path]]:
-    """(config, notebook) pairs for the 29 configs whose notebook is in the seed data."""
-    pairs = []
-    for cfg in config_paths():
-        nb = seed_notebook(cfg)
-        if nb is not None:
-            pairs.append((cfg, nb))
-    return pairs
+from seeddata import REPO, SEED, SHARED
 
 
 @pytest.fixture(scope="session")

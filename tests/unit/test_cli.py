@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import COLAB_NOTEBOOKS, REQUIREMENTS
+from seeddata import COLAB_NOTEBOOKS, REQUIREMENTS
 
 from hpc_dl4mic import __version__
 from hpc_dl4mic.cli import main

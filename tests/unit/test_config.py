@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CONFIGS, SEED_CONFIGS, config_paths
+from seeddata import CONFIGS, SEED_CONFIGS, config_paths
 
 from hpc_dl4mic.config import (
     SECTION_TOKEN,
@@ -100,7 +100,8 @@ def test_catalogue_lists_32_names_sorted_case_insensitively():
 
 @pytest.mark.parametrize("query,name", [
     ("CARE_2D_DL4Mic", "CARE_2D_DL4Mic"), ("care_2d_dl4mic", "CARE_2D_DL4Mic"),
-    ("care_2", "CARE_2D_DL4Mic"), ("u-net_3d", "U-Net_3D_DL4Mic"), ("StarDist_2", "StarDist_2D_DL4Mic"),
+    ("care_2", "CARE_2D_DL4Mic"), ("u-net_3d", "U-Net_3D_DL4Mic"),
+    ("StarDist_2", "StarDist_2D_DL4Mic"),
 ])
 def test_target_by_name_is_case_insensitive_and_accepts_unique_prefixes(query, name):
     assert resolve_target(query).name == name

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import config_paths
+from seeddata import config_paths
 
 from hpc_dl4mic.config import load_config, parse_base, resolve_target
 from hpc_dl4mic.errors import ConfigError, InputError

@@ -1,0 +1,411 @@
+"""Build SIF images with apptainer into a content-addressed cache.
+
+The image key hashes what determines the image's bytes: the rendered definition without
+volatile labels (tool version, the key itself), every file copied into the image
+(converted notebooks, requirements, CA certificates), the base reference and, for a
+``localimage`` base, the base SIF's digest. A release that leaves the templates alone keeps
+a shared cache valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from . import __version__
+from .cache import ImageCache, ImageRecord, file_sha256
+from .config import Base, NotebookConfig
+from .errors import BuildError, CommandError, InputError
+from .fsutil import atomic_write, cache_home
+from .runner import LocalRunner, tail, terminating
+
+KEY_LABEL = "org.hpc-dl4mic.image-key"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """A definition plus the files of its build context: everything a build needs."""
+
+    name: str
+    definition: str  # with the key label
+    files: dict[str, bytes]  # context-relative path -> content
+    base: Base
+    key: str
+    inputs: dict[str, str] = field(default_factory=dict)  # what was hashed -> sha256
+
+    @property
+    def definition_name(self) -> str:
+        return f"{self.name}.def"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    path: Path
+    key: str
+    name: str
+    cached: bool
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "path": str(self.path), "key": self.key,
+                "cached": self.cached, "seconds": round(self.seconds, 3)}
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def base_digest(base: Base) -> str:
+    """SHA-256 of a localimage base SIF ('' for other bases).
+
+    Uses the cache record beside the SIF when there is one, else a memo keyed by path,
+    size and mtime, so a cache hit does not re-hash a large base.
+    """
+    if base.kind != "localimage":
+        return ""
+    path = Path(base.ref)
+    try:
+        stat = path.stat()
+    except OSError:
+        raise InputError(f"base localimage:{path}: no such file") from None
+    record = path.with_suffix(".json")
+    if record.is_file():
+        try:
+            data = json.loads(record.read_text())
+            if data.get("size") == stat.st_size and data.get("sha256"):
+                return str(data["sha256"])
+        except (OSError, ValueError):
+            pass
+    memo_path = cache_home() / "digests.json"
+    memo_key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if memo_key not in memo:
+        memo[memo_key] = file_sha256(path)
+        try:
+            atomic_write(memo_path, json.dumps(memo, indent=0), mode=0o600)
+        except OSError:
+            pass  # a read-only home only costs a re-hash next time
+    return memo[memo_key]
+
+
+def image_key(keyed_definition: str, base: Base, files: dict[str, bytes]) -> tuple[str, dict]:
+    """The content hash of an image, and the per-input digests it was made from."""
+    inputs = {"definition": _digest(keyed_definition.encode()), "base": str(base),
+              "base-sha256": base_digest(base)}
+    inputs.update({f"file:{name}": _digest(data) for name, data in sorted(files.items())})
+    key = _digest(json.dumps({"v": 1, **inputs}, sort_keys=True).encode())
+    return key, inputs
+
+
+def _with_key(render: Callable[[tuple[tuple[str, str], ...]], str], base: Base,
+              files: dict[str, bytes]) -> tuple[str, str, dict]:
+    from .render import keyed_definition
+
+    key, inputs = image_key(keyed_definition(render(())), base, files)
+    return render(((KEY_LABEL, key),)), key, inputs
+
+
+def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = None,
+                           requirements: Path | None = None, base: str | None = None,
+                           gpu: bool = True, ca_certs: Path | None = None,
+                           system_python: bool = False) -> BuildInputs:
+    """Resolve inputs, convert notebooks, render and key the image of ``config``."""
+    from .config import parse_base
+    from .context import ca_cert_files, ca_cert_names, image_notebooks
+    from .render import make_spec, render_definition
+    from .sources import notebook_path, requirements_path
+
+    certs = ca_cert_files(ca_certs)
+    base_obj = parse_base(base) if base else None
+    nb_files = image_notebooks(config, notebook_path(config, notebook))
+    spec = make_spec(config, base=base_obj, gpu=gpu, notebook_files=tuple(nb_files),
+                     ca_certs=ca_cert_names(certs), accept_system_python=system_python)
+    files = {f"notebooks/{name}": data for name, data in nb_files.items()}
+    files["requirements.txt"] = requirements_path(config, requirements).read_bytes()
+    for src, name in zip(certs, ca_cert_names(certs)):
+        files[f"ca-certs/{name}"] = src.read_bytes()
+    definition, key, inputs = _with_key(
+        lambda extra: render_definition(replace(spec, labels_extra=extra)), spec.base, files)
+    return BuildInputs(config.name, definition, files, spec.base, key, inputs)
+
+
+def prepare_base_image(suite: str = "bookworm", mirror: str | None = None, *,
+                       ca_certs: Path | None = None) -> BuildInputs:
+    """The small Debian base image (``hpc-dl4mic base``)."""
+    from .context import ca_cert_files, ca_cert_names
+    from .render import render_base_definition
+
+    base = Base("debootstrap", suite, mirror or Base.mirror)
+    certs = ca_cert_files(ca_certs)
+    names = ca_cert_names(certs)
+    files = {f"ca-certs/{n}": src.read_bytes() for src, n in zip(certs, names)}
+    definition, key, inputs = _with_key(
+        lambda extra: render_base_definition(suite, base.mirror, ca_certs=names,
+                                             labels_extra=extra), base, files)
+    return BuildInputs(f"debian-{suite}-base", definition, files, base, key, inputs)
+
+
+def write_build_context(inputs: BuildInputs, directory: Path) -> Path:
+    """Write the definition and its files into ``directory``; returns the definition path."""
+    for rel, data in inputs.files.items():
+        target = directory / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    definition = directory / inputs.definition_name
+    definition.write_text(inputs.definition)
+    return definition
+
+
+def build_image(inputs: BuildInputs, cache: ImageCache, *, runner: LocalRunner | None = None,
+                apptainer: str = "apptainer", fakeroot: bool | None = None,
+                progress: Progress | None = None, timeout: float | None = None,
+                force: bool = False) -> BuildResult:
+    """The cached image for ``inputs``, building it with apptainer when it is not there.
+
+    The SIF is built under ``CACHE/.tmp`` and renamed into place only when complete: an
+    interrupted or failed build never leaves an image in the cache.
+    """
+    started = time.monotonic()
+    if not force:
+        record = cache.lookup(inputs.name, inputs.key)
+        if record is not None:
+            return BuildResult(cache.sif_path(inputs.name, inputs.key), inputs.key, inputs.name,
+                               True, time.monotonic() - started)
+    runner = runner or LocalRunner()
+    if fakeroot is None:
+        fakeroot = os.geteuid() != 0
+    say = progress or (lambda _line: None)
+    tmp = cache.new_tmp_dir(f"{inputs.name}-{inputs.key[:16]}")
+    try:
+        with terminating():
+            definition = write_build_context(inputs, tmp)
+            out = tmp / "image.sif"
+            argv = [apptainer, "build", *(["--fakeroot"] if fakeroot else []), str(out),
+                    definition.name]
+            say(f"building {inputs.name} ({inputs.key[:16]}) with {' '.join(argv[:2])} ...")
+            try:
+                runner.stream(argv, on_line=say, cwd=str(tmp), timeout=timeout)
+            except CommandError as exc:
+                raise BuildError(
+                    f"apptainer build of {inputs.name} failed (exit {exc.returncode}):\n"
+                    f"{tail(exc.stderr, 25)}", argv=exc.argv, returncode=exc.returncode,
+                    stderr=exc.stderr) from None
+            if not out.is_file() or out.stat().st_size == 0:
+                raise BuildError(f"apptainer build of {inputs.name} produced no image",
+                                 argv=argv)
+            labels = inspect_labels(out, runner=runner, apptainer=apptainer)
+            record = ImageRecord(name=inputs.name, key=inputs.key, sha256=file_sha256(out),
+                                 size=out.stat().st_size, created=time.time(),
+                                 base=str(inputs.base), tool_version=__version__,
+                                 labels=labels, inputs=inputs.inputs)
+            path = cache.add(out, record)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return BuildResult(path, inputs.key, inputs.name, False, time.monotonic() - started)
+
+
+def inspect_labels(sif: Path, *, runner: LocalRunner | None = None,
+                   apptainer: str = "apptainer") -> dict[str, str]:
+    """``apptainer inspect --json --labels`` as a dict."""
+    runner = runner or LocalRunner()
+    result = runner.run([apptainer, "inspect", "--json", "--labels", str(sif)], timeout=120)
+    try:
+        data = json.loads(result.stdout)
+    except ValueError:
+        raise CommandError(f"apptainer inspect {sif}: unreadable output") from None
+    attrs = data.get("data", {}).get("attributes", {}) if isinstance(data, dict) else {}
+    labels = attrs.get("labels", data if isinstance(data, dict) else {})
+    return {str(k): str(v) for k, v in (labels or {}).items()}
+
+
+def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None = None,
+                       fakeroot: bool | None = None, progress: Progress | None = None,
+                       timeout: float | None = None, force: bool = False) -> BuildResult:
+    """Build on the cluster over SSH into the profile's cache dir, or reuse a cached SIF.
+
+    ``mode`` is ``login`` (apptainer on the login node) or ``slurm`` (a build job submitted
+    with ``sbatch --wait``); the default comes from the profile.
+    """
+    from .cache import image_stem
+    from .slurm import render_template, sbatch_lines, submit, with_modules
+
+    started = time.monotonic()
+    say = progress or (lambda _line: None)
+    mode = mode or profile.build
+    home = conn.home()
+    cache_dir = profile.remote_cache_dir(home)
+    stem = image_stem(inputs.name, inputs.key)
+    sif, record_path = f"{cache_dir}/{stem}.sif", f"{cache_dir}/{stem}.json"
+    if not force and conn.exists(sif) and conn.exists(record_path):
+        try:
+            record = json.loads(conn.read_file(record_path))
+            size = conn.sftp().stat(sif).st_size
+        except (ValueError, OSError):
+            record, size = {}, -1
+        if record.get("key") == inputs.key and record.get("size") == size:
+            return BuildResult(Path(sif), inputs.key, inputs.name, True,
+                               time.monotonic() - started)
+    if fakeroot is None:
+        fakeroot = conn.run(["id", "-u"]).stdout.strip() != "0"
+    from .cache import tmp_dir_mode
+
+    conn.makedirs(cache_dir, mode=0o2775)
+    if not conn.exists(f"{cache_dir}/.tmp"):
+        conn.makedirs(f"{cache_dir}/.tmp", mode=0o700)
+        conn.sftp().chmod(f"{cache_dir}/.tmp", tmp_dir_mode(conn.sftp().stat(cache_dir).st_mode))
+    tmp = f"{cache_dir}/.tmp/{stem}.{os.getpid()}.{time.time_ns()}"
+    conn.makedirs(tmp, mode=0o700)
+    try:
+        say(f"uploading build context to {conn.target.display}:{tmp}")
+        for rel, data in inputs.files.items():
+            parent = f"{tmp}/{rel}".rsplit("/", 1)[0]
+            if parent != tmp:
+                conn.makedirs(parent, mode=0o700)
+            conn.write_file(f"{tmp}/{rel}", data, mode=0o600)
+        conn.write_file(f"{tmp}/{inputs.definition_name}", inputs.definition, mode=0o600)
+        build_argv = [profile.apptainer, "build", *(["--fakeroot"] if fakeroot else []),
+                      "image.sif", inputs.definition_name]
+        if mode == "login":
+            say(f"building {inputs.name} on the login node ({' '.join(build_argv[:2])}) ...")
+            result = conn.run(with_modules(build_argv, profile.modules), cwd=tmp, check=False,
+                              timeout=timeout)
+            log = result.stdout + result.stderr
+            ok = result.returncode == 0
+        elif mode == "slurm":
+            script = render_template(
+                "build.sbatch.j2", job_name=f"build-{inputs.name}"[:60],
+                log_path=f"{tmp}/build.log",
+                # a build needs no GPU: keep account/partition/time, drop gres/gpus
+                sbatch_lines=[line for line in sbatch_lines(profile)
+                              if not line.startswith(("--gres", "--gpus"))],
+                image_name=inputs.name, key=inputs.key, context_dir=tmp,
+                modules=profile.modules, build_argv=build_argv)
+            conn.write_file(f"{tmp}/build.sbatch", script, mode=0o700)
+            say(f"submitting a SLURM build job for {inputs.name} (sbatch --wait) ...")
+            try:
+                submit(conn, f"{tmp}/build.sbatch", wait=True, timeout=timeout)
+                ok = True
+            except Exception:  # noqa: BLE001 - the log tail explains it
+                ok = False
+            log = conn.read_file(f"{tmp}/build.log").decode("utf-8", "replace") \
+                if conn.exists(f"{tmp}/build.log") else ""
+        else:
+            raise InputError(f"--build-on {mode!r}: expected login or slurm")
+        if not ok:
+            raise BuildError(f"apptainer build of {inputs.name} on {conn.target.display} "
+                             f"failed:\n{tail(log, 25)}", stderr=log)
+        inspect = conn.run([*with_modules([profile.apptainer, "inspect", "--json", "--labels",
+                                           "image.sif"], profile.modules)], cwd=tmp, timeout=120)
+        try:
+            data = json.loads(inspect.stdout)
+            labels = data.get("data", {}).get("attributes", {}).get("labels", {}) or {}
+        except (ValueError, AttributeError):
+            labels = {}
+        digest = conn.run(["sha256sum", "image.sif"], cwd=tmp, timeout=600).stdout.split()[0]
+        size = conn.sftp().stat(f"{tmp}/image.sif").st_size
+        record = ImageRecord(name=inputs.name, key=inputs.key, sha256=digest, size=size,
+                             created=time.time(), base=str(inputs.base),
+                             tool_version=__version__, labels=labels, inputs=inputs.inputs)
+        conn.run(["chmod", "0664", "image.sif"], cwd=tmp)
+        conn.run(["mv", "-f", f"{tmp}/image.sif", sif])
+        conn.write_file(record_path, json.dumps(record.to_dict(), indent=2) + "\n", mode=0o664)
+    finally:
+        conn.run(["rm", "-rf", tmp], check=False, timeout=120)
+    return BuildResult(Path(sif), inputs.key, inputs.name, False, time.monotonic() - started)
+
+
+@dataclass
+class VerifyResult:
+    name: str
+    key: str
+    path: Path
+    ok: bool
+    problems: list[str]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "key": self.key, "path": str(self.path), "ok": self.ok,
+                "problems": self.problems}
+
+
+def verify_cache(cache: ImageCache, *, runner: LocalRunner | None = None,
+                 apptainer: str = "apptainer") -> list[VerifyResult]:
+    """Check every image: size and SHA-256 against its record, and the key label that
+    ``apptainer inspect`` reads from the image against the key in its name."""
+    results = []
+    for record in cache.records():
+        sif = cache.sif_path(record.name, record.key)
+        problems: list[str] = []
+        if not sif.is_file():
+            problems.append("image file is missing")
+        else:
+            size = sif.stat().st_size
+            if size != record.size:
+                problems.append(f"size {size} != recorded {record.size} (truncated?)")
+            elif file_sha256(sif) != record.sha256:
+                problems.append("sha256 differs from the record (corrupted)")
+            if not problems:
+                try:
+                    labels = inspect_labels(sif, runner=runner, apptainer=apptainer)
+                except CommandError as exc:
+                    problems.append(f"apptainer inspect failed: {tail(exc.stderr, 1)}")
+                else:
+                    if labels.get(KEY_LABEL) != record.key:
+                        problems.append(f"label {KEY_LABEL}={labels.get(KEY_LABEL)!r} does not "
+                                        "match the key")
+        results.append(VerifyResult(record.name, record.key, sif, not problems, problems))
+    for orphan in cache.orphans():
+        results.append(VerifyResult(orphan.stem, "", orphan, False,
+                                    ["no record for this image" if orphan.suffix == ".sif"
+                                     else "record without an image"]))
+    return results
+
+
+def find_input(directory: Path | None, filename: str) -> Path | None:
+    """``filename`` anywhere below ``directory`` (for `cache build --notebook-dir`)."""
+    if directory is None:
+        return None
+    direct = Path(directory) / filename
+    if direct.is_file():
+        return direct
+    return next(iter(sorted(Path(directory).rglob(filename))), None)
+
+
+@dataclass
+class ManyResult:
+    built: list[BuildResult] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # name, one-line reason
+
+    def to_dict(self) -> dict:
+        return {"built": [b.to_dict() for b in self.built],
+                "failed": [{"name": n, "error": e} for n, e in self.failed]}
+
+
+def build_many(configs: list[NotebookConfig], cache: ImageCache, *,
+               notebook_dir: Path | None = None, requirements_dir: Path | None = None,
+               progress: Progress | None = None, **options) -> ManyResult:
+    """Build (or find cached) images for many configs; continue past failures."""
+    from .errors import HpcDl4micError
+
+    say = progress or (lambda _line: None)
+    outcome = ManyResult()
+    for index, config in enumerate(configs, 1):
+        say(f"[{index}/{len(configs)}] {config.name}")
+        try:
+            inputs = prepare_notebook_image(
+                config, notebook=find_input(notebook_dir, config.notebook_filename),
+                requirements=find_input(requirements_dir, config.requirements_filename),
+                **options)
+            outcome.built.append(build_image(inputs, cache, progress=progress))
+        except HpcDl4micError as exc:
+            outcome.failed.append((config.name, str(exc).splitlines()[0]))
+    return outcome

@@ -1,0 +1,130 @@
+"""SLURM: job scripts from templates (pure functions), and sbatch/squeue/scontrol/scancel
+through a runner (local or SSH)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import InputError, RemoteError
+from .profiles import Profile
+from .runner import Runner
+
+TIME_FORMAT = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
+SBATCH_VALUE = re.compile(r"^[A-Za-z0-9_.:,=+/@%-]+$")
+
+
+def _check_value(option: str, value: str) -> str:
+    if not SBATCH_VALUE.match(value):
+        raise InputError(f"--{option} {value!r}: only letters, digits and _.:,=+/@%- are allowed")
+    return value
+
+
+def sbatch_lines(profile: Profile, *, partition: str | None = None, time: str | None = None,
+                 gres: str | None = None, gpus: str | None = None, cpus: int | None = None,
+                 mem: str | None = None, account: str | None = None,
+                 qos: str | None = None) -> list[str]:
+    """``#SBATCH`` option lines (without the prefix) from the profile and overrides."""
+    values = {
+        "partition": partition or profile.partition, "account": account or profile.account,
+        "qos": qos or profile.qos, "time": time or profile.time,
+        "gres": gres or profile.gres, "gpus": gpus or profile.gpus,
+        "cpus-per-task": str(cpus or profile.cpus or "") or None, "mem": mem or profile.mem,
+    }
+    if values["time"] and not TIME_FORMAT.match(values["time"]):
+        raise InputError(f"--time {values['time']!r}: expected [D-]HH:MM:SS, HH:MM or minutes")
+    lines = [f"--{k}={_check_value(k, v)}" for k, v in values.items() if v]
+    for extra in profile.sbatch_extra:
+        if "\n" in extra or not extra.startswith("--"):
+            raise InputError(f"profile {profile.name}: sbatch_extra {extra!r}: "
+                             "expected one '--option=value' per entry")
+        lines.append(extra)
+    return lines
+
+
+def render_template(name: str, **context: object) -> str:
+    """Render ``slurm_templates/NAME`` (StrictUndefined; ``q`` = shlex.quote)."""
+    import jinja2
+
+    from .resources import data_dir
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_dir("slurm_templates"))),
+                             undefined=jinja2.StrictUndefined, autoescape=False,
+                             keep_trailing_newline=True)
+    env.filters["q"] = lambda value: shlex.quote(str(value))
+    return env.get_template(name).render(**context)
+
+
+def with_modules(argv: Sequence[str], modules: Sequence[str]) -> list[str]:
+    """``argv`` run after ``module load MODULES`` (a login shell provides ``module``)."""
+    if not modules:
+        return list(argv)
+    loads = " && ".join(f"module load {shlex.quote(m)}" for m in modules)
+    return ["bash", "-lc", f'{loads} && exec "$@"', "hpc-dl4mic", *argv]
+
+
+def submit(runner: Runner, script_path: str, *, wait: bool = False,
+           timeout: float | None = None) -> str:
+    """``sbatch --parsable SCRIPT``: the job id. With ``wait``, blocks until the job ends and
+    raises a RemoteError when it failed."""
+    argv = ["sbatch", "--parsable", *(["--wait"] if wait else []), script_path]
+    result = runner.run(argv, check=False, timeout=timeout)
+    job_id = result.stdout.strip().split(";")[0].splitlines()[0] if result.stdout.strip() else ""
+    if result.returncode != 0:
+        if job_id and wait:
+            raise RemoteError(f"SLURM job {job_id} failed (exit {result.returncode})")
+        raise RemoteError(f"sbatch failed: {result.stderr.strip() or result.stdout.strip()}")
+    if not job_id.isdigit():
+        raise RemoteError(f"sbatch printed no job id: {result.stdout.strip()!r}")
+    return job_id
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    job_id: str
+    state: str
+    reason: str = ""
+    node: str = ""
+    start_time: str = ""
+    end_time: str = ""
+    exit_code: str = ""
+    time_limit: str = ""
+    std_out: str = ""
+
+
+SCONTROL_KEY = re.compile(r"(?:^|\s)([A-Z][A-Za-z0-9:/_]*)=")
+
+
+def parse_scontrol(text: str) -> dict[str, str]:
+    """``scontrol show job -o`` output (one line of ``Key=Value`` words) as a dict.
+
+    Values may contain spaces (paths, job names), so a value runs up to the next `` Key=``.
+    """
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    matches = list(SCONTROL_KEY.finditer(line))
+    fields: dict[str, str] = {}
+    for match, nxt in zip(matches, [*matches[1:], None]):
+        end = nxt.start() if nxt else len(line)
+        fields[match.group(1)] = line[match.end():end].strip()
+    return fields
+
+
+def job_info(runner: Runner, job_id: str) -> JobInfo | None:
+    """The job's state from ``scontrol show job -o`` (None when SLURM forgot it)."""
+    result = runner.run(["scontrol", "show", "job", "-o", job_id], check=False, timeout=30)
+    if result.returncode != 0:
+        if "Invalid job id" in result.stderr:
+            return None
+        raise RemoteError(f"scontrol show job {job_id}: {result.stderr.strip()}")
+    f = parse_scontrol(result.stdout)
+    return JobInfo(job_id=job_id, state=f.get("JobState", "UNKNOWN"),
+                   reason=f.get("Reason", ""), node=f.get("BatchHost", "") or f.get("NodeList", ""),
+                   start_time=f.get("StartTime", ""), end_time=f.get("EndTime", ""),
+                   exit_code=f.get("ExitCode", ""), time_limit=f.get("TimeLimit", ""),
+                   std_out=f.get("StdOut", ""))
+
+
+def cancel(runner: Runner, job_id: str) -> None:
+    runner.run(["scancel", job_id], timeout=30)
