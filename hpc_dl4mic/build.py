@@ -26,6 +26,7 @@ from .fsutil import atomic_write, cache_home
 from .runner import LocalRunner, tail, terminating
 
 KEY_LABEL = "org.hpc-dl4mic.image-key"
+BASE_KEY_LABEL = "org.hpc-dl4mic.base-image-key"
 Progress = Callable[[str], None]
 
 
@@ -108,11 +109,11 @@ def image_key(keyed_definition: str, base: Base, files: dict[str, bytes]) -> tup
 
 
 def _with_key(render: Callable[[tuple[tuple[str, str], ...]], str], base: Base,
-              files: dict[str, bytes]) -> tuple[str, str, dict]:
+              files: dict[str, bytes], label: str = KEY_LABEL) -> tuple[str, str, dict]:
     from .render import keyed_definition
 
     key, inputs = image_key(keyed_definition(render(())), base, files)
-    return render(((KEY_LABEL, key),)), key, inputs
+    return render(((label, key),)), key, inputs
 
 
 def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = None,
@@ -151,7 +152,7 @@ def prepare_base_image(suite: str = "bookworm", mirror: str | None = None, *,
     files = {f"ca-certs/{n}": src.read_bytes() for src, n in zip(certs, names)}
     definition, key, inputs = _with_key(
         lambda extra: render_base_definition(suite, base.mirror, ca_certs=names,
-                                             labels_extra=extra), base, files)
+                                             labels_extra=extra), base, files, BASE_KEY_LABEL)
     return BuildInputs(f"debian-{suite}-base", definition, files, base, key, inputs)
 
 
@@ -190,8 +191,9 @@ def build_image(inputs: BuildInputs, cache: ImageCache, *, runner: LocalRunner |
         with terminating():
             definition = write_build_context(inputs, tmp)
             out = tmp / "image.sif"
-            argv = [apptainer, "build", *(["--fakeroot"] if fakeroot else []), str(out),
-                    definition.name]
+            # --force: our labels and %help replace those a localimage base brings along
+            argv = [apptainer, "build", "--force", *(["--fakeroot"] if fakeroot else []),
+                    str(out), definition.name]
             say(f"building {inputs.name} ({inputs.key[:16]}) with {' '.join(argv[:2])} ...")
             try:
                 runner.stream(argv, on_line=say, cwd=str(tmp), timeout=timeout)
@@ -273,8 +275,8 @@ def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None =
                 conn.makedirs(parent, mode=0o700)
             conn.write_file(f"{tmp}/{rel}", data, mode=0o600)
         conn.write_file(f"{tmp}/{inputs.definition_name}", inputs.definition, mode=0o600)
-        build_argv = [profile.apptainer, "build", *(["--fakeroot"] if fakeroot else []),
-                      "image.sif", inputs.definition_name]
+        build_argv = [profile.apptainer, "build", "--force",
+                      *(["--fakeroot"] if fakeroot else []), "image.sif", inputs.definition_name]
         if mode == "login":
             say(f"building {inputs.name} on the login node ({' '.join(build_argv[:2])}) ...")
             result = conn.run(with_modules(build_argv, profile.modules), cwd=tmp, check=False,
@@ -359,9 +361,9 @@ def verify_cache(cache: ImageCache, *, runner: LocalRunner | None = None,
                 except CommandError as exc:
                     problems.append(f"apptainer inspect failed: {tail(exc.stderr, 1)}")
                 else:
-                    if labels.get(KEY_LABEL) != record.key:
-                        problems.append(f"label {KEY_LABEL}={labels.get(KEY_LABEL)!r} does not "
-                                        "match the key")
+                    found = labels.get(KEY_LABEL) or labels.get(BASE_KEY_LABEL)
+                    if found != record.key:
+                        problems.append(f"key label {found!r} does not match the key")
         results.append(VerifyResult(record.name, record.key, sif, not problems, problems))
     for orphan in cache.orphans():
         results.append(VerifyResult(orphan.stem, "", orphan, False,

@@ -131,6 +131,59 @@ def render(target: str, docker: bool, apptainer: bool, output: Path, base: str |
         click.echo(str(path))
 
 
+@main.command()
+@click.argument("target")
+@click.option("--mode", type=click.Choice(["interactive", "batch"]), default="interactive",
+              show_default=True, help="Widgets for people, or papermill parameters for batch.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output file or folder (default ./<notebook>[.batch].ipynb).")
+@click.option("--notebook", type=click.Path(dir_okay=False, path_type=Path),
+              help="Local notebook file instead of the config's notebook_url.")
+@click.option("--sections", help="Sections to remove, e.g. '1.1. 2.' (default: the config's).")
+@click.option("--renumber", is_flag=True, help="Renumber the remaining sections.")
+@click.option("--data-dir", default="/data", show_default=True, help="Default data path.")
+@click.option("--results-dir", default="/results", show_default=True,
+              help="Default results path.")
+def convert(target: str, mode: str, output: Path | None, notebook: Path | None,
+            sections: str | None, renumber: bool, data_dir: str, results_dir: str) -> None:
+    """Convert TARGET's Colab notebook (or an .ipynb) to run off Colab.
+
+    interactive: form fields become ipywidgets, values saved to the results folder.
+    batch: every #@param is a papermill parameter (first cell tagged `parameters`).
+    """
+    from .sources import convert_target
+
+    click.echo(str(convert_target(target, mode=mode, output=output, notebook=notebook,
+                                  sections=sections, renumber=renumber, data_dir=data_dir,
+                                  results_dir=results_dir)))
+
+
+@main.command()
+@click.argument("target")
+@click.option("--notebook", type=click.Path(dir_okay=False, path_type=Path),
+              help="Local notebook file instead of the config's notebook_url.")
+@click.option("--sections", help="Sections to remove (default: the config's).")
+@click.option("-p", "--parameter", "values", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="Check a value against its field (repeatable); prints the typed values.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def params(target: str, notebook: Path | None, sections: str | None,
+           values: tuple[tuple[str, str], ...], as_json: bool) -> None:
+    """List the notebook's form fields (papermill parameters), or check values with -p."""
+    from .params import spec_to_dict, validate_values
+    from .sources import target_params
+
+    specs = target_params(target, notebook=notebook, sections=sections)
+    if values:
+        _print_json(validate_values(specs, dict(values)))
+        return
+    if as_json:
+        _print_json([spec_to_dict(s) for s in specs])
+        return
+    for s in specs:
+        allowed = s.allowed() if hasattr(s, "allowed") else ""
+        click.echo(f"{s.section:<7} {s.name:<40} {s.type:<9} {s.default!r:<24} {allowed}")
+
+
 def _progress(verbose: bool):
     from .progress import Progress
 
@@ -358,6 +411,30 @@ def profile_show(name: str, profile_file: Path | None, as_json: bool) -> None:
         click.echo(f"{key + ':':<14} {value}")
 
 
+@profile_group.command("test")
+@click.argument("name")
+@_profile_file_option
+@click.option("--accept-new-host-key", is_flag=True,
+              help="Trust and remember an unknown SSH host key.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def profile_test(name: str, profile_file: Path | None, accept_new_host_key: bool,
+                 as_json: bool) -> None:
+    """Connect and check sbatch, apptainer and the cluster folders; exit 1 if any is missing."""
+    from .profiles import check_profile, get_profile
+    from .session import open_connection
+
+    profile = get_profile(name, profile_file)
+    with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
+        checks = check_profile(profile, conn)
+    if as_json:
+        _print_json([c.__dict__ for c in checks])
+    else:
+        for c in checks:
+            click.echo(f"{'ok' if c.ok else 'MISSING':<8} {c.what:<12} {c.detail}")
+    if not all(c.ok for c in checks):
+        sys.exit(1)
+
+
 @profile_group.command("add")
 @click.argument("name")
 @click.option("--host", required=True, help="SSH host or ~/.ssh/config alias.")
@@ -390,6 +467,224 @@ def profile_add(name: str, profile_file: Path | None, time_: str | None,
     path = save_profile(Profile(name=name, time=time_, modules=modules,
                                 sbatch_extra=sbatch_extra, **values), profile_file)
     click.echo(f"saved profile {name} in {path}")
+
+
+def _ask_cancel(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False  # no TTY (CI, scripts): never prompt, keep the job
+    try:
+        return click.confirm(question, default=False, err=True)
+    except (click.Abort, EOFError):
+        return False
+
+
+def _on_ready(no_browser: bool):
+    def show(url: str) -> None:
+        click.echo(url)
+        sys.stdout.flush()
+        if not no_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    return show
+
+
+def _job_options(func):
+    for option in reversed([
+        click.option("--partition", help="SLURM partition."),
+        click.option("--time", "time_", help="Walltime, e.g. 02:00:00."),
+        click.option("--gres", help="Generic resources, e.g. gpu:1."),
+        click.option("--gpus", help="GPUs (sbatch --gpus), e.g. 1 or a100:1."),
+        click.option("--cpus", type=int, help="CPUs per task."),
+        click.option("--mem", help="Memory, e.g. 32G."),
+        click.option("--account", help="SLURM account."),
+        click.option("--qos", help="SLURM QOS."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _attach_options(func):
+    for option in reversed([
+        click.option("--port", "local_port", type=int, default=0,
+                     help="Local port for the tunnel (default: a free one)."),
+        click.option("--no-browser", is_flag=True, help="Do not open a browser."),
+        click.option("--cancel-on-exit", is_flag=True,
+                     help="Cancel the job when this command ends (default: keep it)."),
+        click.option("--timeout", "ready_timeout", type=float, default=600.0,
+                     show_default=True, help="Seconds to wait for Jupyter to be ready."),
+    ]):
+        func = option(func)
+    return func
+
+
+@main.command()
+@click.argument("target")
+@click.option("--profile", "profile_name", envvar="HPC_DL4MIC_PROFILE", required=True,
+              help="Cluster profile (default $HPC_DL4MIC_PROFILE).")
+@_common_build_options
+@click.option("--data", help="Data folder on the cluster (bound at /data).")
+@click.option("--results", help="Results folder on the cluster (bound at /results).")
+@click.option("--upload", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Copy this local folder into the data folder first (unchanged files skipped).")
+@_job_options
+@_attach_options
+@click.option("--accept-new-host-key", is_flag=True,
+              help="Trust and remember an unknown SSH host key.")
+@_profile_file_option
+@click.option("-v", "--verbose", is_flag=True, help="Show build output.")
+def submit(target: str, profile_name: str, base: str | None, cpu: bool, notebook: Path | None,
+           requirements: Path | None, ca_certs: Path | None, system_python: bool,
+           data: str | None, results: str | None, upload: Path | None, partition: str | None,
+           time_: str | None, gres: str | None, gpus: str | None, cpus: int | None,
+           mem: str | None, account: str | None, qos: str | None, local_port: int,
+           no_browser: bool, cancel_on_exit: bool, ready_timeout: float,
+           accept_new_host_key: bool, profile_file: Path | None, verbose: bool) -> None:
+    """Run TARGET's Jupyter in a SLURM job on the cluster and tunnel it here.
+
+    Prints the URL (with its token) when Jupyter answers and keeps the tunnel open until
+    Ctrl-C; the job keeps running unless --cancel-on-exit (or you say so when asked).
+    """
+    from .build import prepare_notebook_image
+    from .config import resolve_target
+    from .profiles import get_profile
+    from .session import SubmitOptions, open_connection, run_attached
+    from .session import submit as submit_session
+
+    say = _progress(True)
+    inputs = prepare_notebook_image(resolve_target(target), notebook=notebook,
+                                    requirements=requirements, base=base, gpu=not cpu,
+                                    ca_certs=ca_certs, system_python=system_python)
+    profile = get_profile(profile_name, profile_file)
+    options = SubmitOptions(data=data, results=results, upload=upload, partition=partition,
+                            time=time_, gres=gres, gpus=gpus, cpus=cpus, mem=mem,
+                            account=account, qos=qos, ready_timeout=ready_timeout)
+    names = [n.split("/", 1)[1] for n in inputs.files if n.startswith("notebooks/")]
+    with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
+        session = submit_session(inputs, profile, conn, options, say=say,
+                                 profile_file=str(profile_file) if profile_file else None,
+                                 notebook=names[0] if names else "")
+        reason = run_attached(conn, session, ready_timeout=ready_timeout, local_port=local_port,
+                              say=say, on_ready=_on_ready(no_browser),
+                              cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel)
+    if reason == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@main.command()
+@click.argument("session_id", metavar="SESSION")
+@_attach_options
+@click.option("--accept-new-host-key", is_flag=True,
+              help="Trust and remember an unknown SSH host key.")
+def connect(session_id: str, local_port: int, no_browser: bool, cancel_on_exit: bool,
+            ready_timeout: float, accept_new_host_key: bool) -> None:
+    """Re-open the tunnel to a running session's Jupyter."""
+    from .session import find_session, open_connection, run_attached, session_profile
+
+    session = find_session(session_id)
+    with open_connection(session_profile(session),
+                         accept_new_host_key=accept_new_host_key) as conn:
+        reason = run_attached(conn, session, ready_timeout=ready_timeout, local_port=local_port,
+                              say=_progress(True), on_ready=_on_ready(no_browser),
+                              cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel)
+    if reason == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@main.command()
+@click.argument("session_id", metavar="[SESSION]", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Also sessions that have ended.")
+def status(session_id: str | None, as_json: bool, show_all: bool) -> None:
+    """Sessions and their job states (asks SLURM about the active ones)."""
+    from .session import (
+        ACTIVE_STATES,
+        find_session,
+        load_sessions,
+        open_connection,
+        refresh,
+        seconds_left,
+        session_profile,
+    )
+
+    sessions = [find_session(session_id)] if session_id else load_sessions()
+    active = [s for s in sessions if s.state in ACTIVE_STATES]
+    by_profile: dict[str, list] = {}
+    for s in active:
+        by_profile.setdefault(s.profile, []).append(s)
+    for group in by_profile.values():
+        with open_connection(session_profile(group[0])) as conn:
+            for s in group:
+                refresh(conn, s)
+    shown = sessions if (show_all or session_id) else [s for s in sessions
+                                                       if s.state in ACTIVE_STATES]
+    if as_json:
+        _print_json([s.to_dict() for s in shown])
+        return
+    if not shown:
+        click.echo("no active sessions (--all shows ended ones)", err=True)
+    for s in shown:
+        left = seconds_left(s.end_time)
+        remaining = f"{left / 60:.0f} min left" if left is not None and left > 0 else ""
+        click.echo(f"{s.id:<44} job {s.job_id:<8} {s.state:<10} {s.profile:<12} "
+                   f"{s.node or '-':<10} {remaining}")
+
+
+@main.command()
+@click.argument("session_id", metavar="SESSION")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
+def logs(session_id: str, follow: bool) -> None:
+    """Print a session's job log."""
+    import time
+
+    from .session import (
+        ACTIVE_STATES,
+        find_session,
+        open_connection,
+        read_log,
+        refresh,
+        session_profile,
+    )
+
+    session = find_session(session_id)
+    with open_connection(session_profile(session)) as conn:
+        text, offset = read_log(conn, session)
+        click.echo(text, nl=False)
+        while follow:
+            time.sleep(1.0)
+            text, offset = read_log(conn, session, offset=offset)
+            click.echo(text, nl=False)
+            if not text and refresh(conn, session).state not in ACTIVE_STATES:
+                break
+
+
+@main.command()
+@click.argument("session_id", metavar="SESSION")
+def cancel(session_id: str) -> None:
+    """Cancel a session's job."""
+    from .session import cancel as cancel_session
+    from .session import find_session, open_connection, session_profile
+
+    session = find_session(session_id)
+    with open_connection(session_profile(session)) as conn:
+        session = cancel_session(conn, session)
+    click.echo(f"job {session.job_id}: {session.state}")
+
+
+@main.command()
+@click.argument("session_id", metavar="SESSION")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path),
+              help="Local folder (default ./SESSION).")
+def fetch(session_id: str, dest: Path | None) -> None:
+    """Copy a session's results folder from the cluster (resumable, checksummed)."""
+    from .session import fetch as fetch_results
+    from .session import find_session, open_connection, session_profile
+
+    session = find_session(session_id)
+    with open_connection(session_profile(session)) as conn:
+        files = fetch_results(conn, session, dest or Path(session.id), say=_progress(True))
+    click.echo(f"{len(files)} file(s) fetched into {dest or session.id}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,7 @@ from pathlib import Path
 from .config import NotebookConfig
 from .errors import InputError
 from .fsutil import atomic_copy, atomic_write
-from .render import ImageSpec, render_definition, render_dockerfile
+from .render import ImageSpec, notebook_names, render_definition, render_dockerfile
 
 
 def ca_cert_files(ca_dir: Path | None) -> list[Path]:
@@ -76,14 +76,29 @@ def write_context(spec: ImageSpec, directory: Path, *, docker: bool = True,
     return ctx
 
 
+# Stamped into converted notebooks instead of the tool version, so that a release which
+# leaves conversion alone keeps image keys (and admins' shared caches) valid. Bump it when
+# the conversion rules change.
+CONVERSION_STAMP = "hpc-dl4mic conversion 1"
+
+
 def image_notebooks(config: NotebookConfig, source: Path) -> dict[str, bytes]:
-    """The notebook files that go into the image, by name."""
-    return {config.notebook_filename: Path(source).read_bytes()}
+    """The converted notebooks that go into the image, by name (interactive, batch)."""
+    import hashlib
 
+    from .notebook import convert, notebook_text, read_notebook
 
-def notebook_names(config: NotebookConfig) -> tuple[str, ...]:
-    """Names of the notebooks in the image (what :func:`image_notebooks` produces)."""
-    return (config.notebook_filename,)
+    source = Path(source)
+    nb = read_notebook(source)
+    common = dict(sections_to_remove=config.sections_to_remove,
+                  source_name=config.notebook_filename, config_name=config.name,
+                  source_sha256=hashlib.sha256(source.read_bytes()).hexdigest(),
+                  tool_version=CONVERSION_STAMP)
+    out = {}
+    for name, mode in zip(notebook_names(config), ("interactive", "batch")):
+        converted = convert(nb, mode=mode, **common)
+        out[name] = notebook_text(converted, f"{source} ({mode})").encode()
+    return out
 
 
 def render_to_dir(config: NotebookConfig, directory: Path, *, docker: bool, apptainer: bool,

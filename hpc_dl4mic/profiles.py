@@ -198,3 +198,40 @@ def save_profile(profile: Profile, path: Path | None = None) -> Path:
     body.pop("builtin", None)
     table[profile.name] = body
     return atomic_write(path, yaml.safe_dump(doc, sort_keys=False), mode=0o600)
+
+
+@dataclass(frozen=True)
+class Check:
+    what: str
+    ok: bool
+    detail: str
+
+
+def check_profile(profile: Profile, conn) -> list[Check]:
+    """What `profile test` reports: SLURM, apptainer (after module loads), the cache dir."""
+    from .slurm import with_modules
+
+    checks: list[Check] = [Check("ssh", True, f"connected to {conn.target.display}")]
+    home = conn.home()
+    for tool in ("sbatch", "squeue", "scontrol", "scancel"):
+        result = conn.run(with_modules(["sh", "-c", f"command -v {tool}"], profile.modules),
+                          check=False, timeout=60)
+        checks.append(Check(tool, result.returncode == 0,
+                            result.stdout.strip() or "not found on PATH"))
+    result = conn.run(with_modules([profile.apptainer, "--version"], profile.modules),
+                      check=False, timeout=60)
+    checks.append(Check("apptainer", result.returncode == 0,
+                        (result.stdout or result.stderr).strip().splitlines()[-1]
+                        if (result.stdout or result.stderr).strip() else "not found"))
+    for label, path in (("work dir", profile.remote_work_dir(home)),
+                        ("image cache", profile.remote_cache_dir(home))):
+        result = conn.run(["sh", "-c", 'mkdir -p "$1" && test -w "$1" && echo "$1"', "sh",
+                           path], check=False, timeout=60)
+        checks.append(Check(label, result.returncode == 0,
+                            path if result.returncode == 0 else f"{path}: not writable"))
+    if profile.partition:
+        result = conn.run(["sinfo", "-h", "-p", profile.partition, "-o", "%P %a"], check=False,
+                          timeout=60)
+        checks.append(Check("partition", result.returncode == 0 and bool(result.stdout.strip()),
+                            result.stdout.strip() or f"{profile.partition}: not found"))
+    return checks

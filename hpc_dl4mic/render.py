@@ -19,7 +19,8 @@ from .errors import ConfigError, InputError
 NOTEBOOKS_DIR = "/opt/hpc-dl4mic/notebooks"
 REQUIREMENTS_PATH = "/opt/hpc-dl4mic/requirements.txt"
 UBUNTU_SYSTEM_PYTHON = {"20.04": "3.8", "22.04": "3.10"}
-VOLATILE_LABELS = ("org.hpc-dl4mic.tool-version", "org.hpc-dl4mic.image-key")
+VOLATILE_LABELS = ("org.hpc-dl4mic.tool-version", "org.hpc-dl4mic.image-key",
+                   "org.hpc-dl4mic.base-image-key")
 
 
 def jupyter_pins(python: str) -> tuple[str, ...]:
@@ -69,11 +70,17 @@ def make_spec(config: NotebookConfig, *, base: Base | None = None, gpu: bool = T
                 "(config.hpc_dl4mic.accept_system_python: true)")
         python = system
     if notebook_files is None:
-        notebook_files = (config.notebook_filename,)
+        notebook_files = notebook_names(config)
     ports = tuple(dict.fromkeys((8888, *config.hpc.extra_ports)))
     return ImageSpec(config=config, base=base, python=python, gpu=gpu,
                      notebook_files=tuple(notebook_files), ca_certs=tuple(ca_certs),
                      extra_pip=config.hpc.extra_pip, ports=ports)
+
+
+def notebook_names(config: NotebookConfig) -> tuple[str, str]:
+    """Names of the converted notebooks in the image: (interactive, batch)."""
+    stem = Path(config.notebook_filename).stem
+    return f"{stem}.ipynb", f"{stem}.batch.ipynb"
 
 
 def _environment():  # lazily built: jinja2 costs ~100 ms to import

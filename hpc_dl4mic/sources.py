@@ -51,3 +51,62 @@ def requirements_path(config: NotebookConfig, override: Path | None) -> Path:
     if override is not None:
         return _local(override, "--requirements")
     return fetch(config.requirements_url, "--requirements")
+
+
+def notebook_target(target: str, override: Path | None = None
+                    ) -> tuple[Path, NotebookConfig | None]:
+    """A TARGET that may also be an ``.ipynb`` path: (notebook file, its config or None)."""
+    from .config import resolve_target
+
+    if target.endswith(".ipynb"):
+        path = Path(target).expanduser()
+        if not path.is_file():
+            raise InputError(f"{target}: no such notebook file")
+        return path.resolve(), None
+    config = resolve_target(target)
+    return notebook_path(config, override), config
+
+
+def convert_target(target: str, *, mode: str, output: Path | None = None,
+                   notebook: Path | None = None, sections: str | None = None,
+                   renumber: bool = False, data_dir: str = "/data",
+                   results_dir: str = "/results") -> Path:
+    """``hpc-dl4mic convert``: write the converted notebook (atomically); returns its path."""
+    import hashlib
+
+    from . import __version__
+    from .notebook import convert, read_notebook, write_notebook
+
+    source, config = notebook_target(target, notebook)
+    tokens = sections.split() if sections is not None else (
+        list(config.sections_to_remove) if config else [])
+    converted = convert(read_notebook(source), mode=mode, sections_to_remove=tokens,
+                        renumber=renumber, source_name=source.name,
+                        config_name=config.name if config else "",
+                        source_sha256=hashlib.sha256(source.read_bytes()).hexdigest(),
+                        tool_version=__version__, data_dir=data_dir, results_dir=results_dir)
+    suffix = ".ipynb" if mode == "interactive" else ".batch.ipynb"
+    output = Path(output) if output else Path(source.stem + suffix)
+    if output.is_dir():
+        output = output / (source.stem + suffix)
+    write_notebook(converted, output)
+    return output
+
+
+def target_params(target: str, *, notebook: Path | None = None, sections: str | None = None):
+    """The form fields of a TARGET's notebook (after its config's sections are removed)."""
+    from .notebook import convert, read_notebook
+    from .params import extract_params
+
+    source, config = notebook_target(target, notebook)
+    nb = read_notebook(source)
+    tokens = sections.split() if sections is not None else (
+        list(config.sections_to_remove) if config else [])
+    if tokens:
+        nb = convert(nb, mode="interactive", sections_to_remove=tokens)
+        meta = nb.get("metadata", {}).get("hpc_dl4mic", {})
+        if meta.get("parameters") is not None:
+            from .params import ParamSpec
+
+            return [ParamSpec(**p) if isinstance(p, dict) else p for p in meta["parameters"]]
+    return extract_params(nb)

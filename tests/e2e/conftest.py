@@ -66,3 +66,27 @@ def base_sif(cluster) -> Path:
     result = build_image(inputs, ImageCache(TEST_IMAGE_CACHE),
                          progress=lambda line: print(line, file=sys.stderr, flush=True))
     return result.path
+
+
+CLUSTER_IMAGE_CACHE = Path("/var/tmp/hpc-dl4mic-e2e-cluster-cache")
+
+
+@pytest.fixture(scope="session")
+def cluster_profile(cluster, tmp_path_factory) -> Path:
+    """A profiles file for the local cluster. Its image cache is owned by the cluster user
+    and kept across runs (images are found again by key)."""
+    import pwd
+    import shutil
+
+    CLUSTER_IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    user = pwd.getpwnam(cluster.user)
+    shutil.chown(CLUSTER_IMAGE_CACHE, user.pw_uid, user.pw_gid)
+    CLUSTER_IMAGE_CACHE.chmod(0o755)
+    path = tmp_path_factory.mktemp("profiles") / "profiles.yaml"
+    path.write_text(
+        "profiles:\n  testcluster:\n"
+        f"    host: {cluster.host}\n    port: {cluster.port}\n    user: {cluster.user}\n"
+        f"    identity: {cluster.key}\n    known_hosts: {cluster.known_hosts}\n"
+        f"    cache_dir: {CLUSTER_IMAGE_CACHE}\n    build: login\n"
+        "    partition: gpu\n    gres: gpu:1\n    time: '00:30:00'\n")
+    return path

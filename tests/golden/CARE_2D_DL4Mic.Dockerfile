@@ -23,6 +23,7 @@ ENV XLA_FLAGS="--xla_gpu_cuda_data_dir=/usr/local/cuda"
 ENV PATH="/opt/venv/bin:$PATH"
 
 COPY notebooks/CARE_2D_ZeroCostDL4Mic.ipynb /opt/hpc-dl4mic/notebooks/CARE_2D_ZeroCostDL4Mic.ipynb
+COPY notebooks/CARE_2D_ZeroCostDL4Mic.batch.ipynb /opt/hpc-dl4mic/notebooks/CARE_2D_ZeroCostDL4Mic.batch.ipynb
 COPY requirements.txt /opt/hpc-dl4mic/requirements.txt
 RUN <<'HPC_DL4MIC_INSTALL'
 set -eu

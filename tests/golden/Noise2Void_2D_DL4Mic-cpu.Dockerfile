@@ -22,6 +22,7 @@ ENV HPC_DL4MIC_NOTEBOOKS="/opt/hpc-dl4mic/notebooks"
 ENV PATH="/opt/venv/bin:$PATH"
 
 COPY notebooks/Noise2Void_2D_ZeroCostDL4Mic.ipynb /opt/hpc-dl4mic/notebooks/Noise2Void_2D_ZeroCostDL4Mic.ipynb
+COPY notebooks/Noise2Void_2D_ZeroCostDL4Mic.batch.ipynb /opt/hpc-dl4mic/notebooks/Noise2Void_2D_ZeroCostDL4Mic.batch.ipynb
 COPY requirements.txt /opt/hpc-dl4mic/requirements.txt
 RUN <<'HPC_DL4MIC_INSTALL'
 set -eu

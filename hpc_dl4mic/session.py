@@ -1,0 +1,442 @@
+"""Sessions: Jupyter in a SIF on a SLURM node, tunnelled back to this machine.
+
+A session is recorded locally (``$XDG_STATE_HOME/hpc-dl4mic/sessions/<id>.json``, 0600) as
+soon as its job is submitted, so ``status``, ``connect``, ``logs``, ``cancel`` and
+``fetch`` work after the submitting command has gone. On the cluster it has a 0700 folder
+``WORK_DIR/sessions/<id>/`` holding the job script, the job log and, once Jupyter answers,
+``connection.json`` (host, port, token; 0600) which the client reads over SFTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .errors import HpcDl4micError, InputError, Interrupted, RemoteError
+from .fsutil import atomic_write, state_home
+from .profiles import Profile, get_profile
+from .runner import tail
+
+Say = Callable[[str], None]
+ACTIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
+                 "RESIZING")
+WALLTIME_WARNING_SECONDS = 600
+
+
+@dataclass
+class Session:
+    """What this machine remembers about one session."""
+
+    id: str
+    profile: str
+    job_id: str
+    config: str
+    image: str
+    session_dir: str
+    results_dir: str
+    data_dir: str
+    created: float
+    profile_file: str | None = None
+    node: str = ""
+    state: str = "PENDING"
+    local_port: int | None = None
+    notebook: str = ""
+    end_time: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def work_results(self) -> str:
+        """The session's folder under the results dir (Jupyter's root, notebook copy)."""
+        return f"{self.results_dir.rstrip('/')}/{self.id}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sessions_dir() -> Path:
+    path = state_home() / "sessions"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def save_session(session: Session) -> None:
+    atomic_write(sessions_dir() / f"{session.id}.json",
+                 json.dumps(session.to_dict(), indent=2) + "\n", mode=0o600)
+
+
+def load_sessions() -> list[Session]:
+    """Every recorded session, newest first."""
+    out = []
+    for path in sessions_dir().glob("*.json"):
+        try:
+            out.append(Session(**json.loads(path.read_text())))
+        except (OSError, ValueError, TypeError):
+            continue
+    return sorted(out, key=lambda s: -s.created)
+
+
+def find_session(ident: str) -> Session:
+    """A session by id, unique id prefix, or job id."""
+    sessions = load_sessions()
+    exact = [s for s in sessions if ident in (s.id, s.job_id)]
+    matches = exact or [s for s in sessions if s.id.startswith(ident)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise InputError(f"no session {ident!r}; see `hpc-dl4mic status`")
+    raise InputError(f"session {ident!r} is ambiguous: {', '.join(s.id for s in matches)}")
+
+
+def new_session_id(config_name: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{config_name}-{stamp}-{secrets.token_hex(2)}"
+
+
+def render_job_script(session: Session, profile: Profile, *, image_name: str,
+                      sbatch_lines: list[str], ready_timeout: int = 300) -> str:
+    """The sbatch script of a session (pure)."""
+    from .slurm import render_template
+
+    return render_template(
+        "jupyter.sbatch.j2", job_name=f"hpc-dl4mic-{session.config}"[:60],
+        session_dir=session.session_dir, sbatch_lines=sbatch_lines, session_id=session.id,
+        image_name=image_name, tool_version=__version__, image=session.image,
+        data_dir=session.data_dir, results_dir=session.results_dir, notebook=session.notebook,
+        ready_timeout=ready_timeout, modules=profile.modules)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    token: str
+
+
+def read_endpoint(conn, session: Session) -> Endpoint | None:
+    """The job's connection file, or None while Jupyter is not ready."""
+    path = f"{session.session_dir}/connection.json"
+    try:
+        data = json.loads(conn.read_file(path))
+    except (HpcDl4micError, OSError, ValueError):
+        return None
+    return Endpoint(str(data["host"]), int(data["port"]), str(data["token"]))
+
+
+def job_log_tail(conn, session: Session, lines: int = 20) -> str:
+    try:
+        return tail(conn.read_file(f"{session.session_dir}/job.log").decode("utf-8", "replace"),
+                    lines)
+    except (HpcDl4micError, OSError):
+        return "(no job log)"
+
+
+def wait_until_ready(conn, session: Session, *, timeout: float = 600.0, say: Say,
+                     poll: float = 0.25) -> Endpoint:
+    """Poll SLURM and the connection file until Jupyter answers; say each state change.
+
+    A job that fails or ends first is an error with the tail of its log.
+    """
+    from .slurm import job_info
+
+    deadline = time.monotonic() + timeout
+    last = ""
+    next_state_check = 0.0
+    info = None
+    while True:
+        now = time.monotonic()
+        if now >= next_state_check:
+            info = job_info(conn, session.job_id)
+            next_state_check = now + 1.0
+            state = info.state if info else "GONE"
+            shown = f"{state} ({info.reason})" if info and state == "PENDING" else state
+            if shown != last:
+                say({"PENDING": f"job {session.job_id} queued: {shown}",
+                     "RUNNING": f"job {session.job_id} running on {info.node if info else '?'}; "
+                                "starting Jupyter ..."}.get(state, f"job {session.job_id}: "
+                                                                   f"{shown}"))
+                last = shown
+            if info is not None:
+                session.state, session.node, session.end_time = state, info.node, info.end_time
+            if state not in ACTIVE_STATES:
+                raise RemoteError(f"job {session.job_id} ended ({state}) before Jupyter was "
+                                  f"ready; job log:\n{job_log_tail(conn, session)}")
+        if session.state == "RUNNING":
+            endpoint = read_endpoint(conn, session)
+            if endpoint is not None:
+                return endpoint
+        if now >= deadline:
+            raise RemoteError(f"Jupyter was not ready after {timeout:.0f} s (job {session.job_id} "
+                              f"{session.state}); the job keeps running, see `hpc-dl4mic logs "
+                              f"{session.id}`; job log:\n{job_log_tail(conn, session)}")
+        time.sleep(poll)
+
+
+def lab_url(local_port: int, token: str) -> str:
+    return f"http://127.0.0.1:{local_port}/lab?token={token}"
+
+
+def open_connection(profile: Profile, *, accept_new_host_key: bool = False):
+    from .ssh import Connection
+
+    return Connection.open(profile.ssh_target(), accept_new_host_key=accept_new_host_key)
+
+
+@dataclass
+class SubmitOptions:
+    data: str | None = None
+    results: str | None = None
+    upload: Path | None = None
+    partition: str | None = None
+    time: str | None = None
+    gres: str | None = None
+    gpus: str | None = None
+    cpus: int | None = None
+    mem: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    ready_timeout: float = 600.0
+    local_port: int = 0
+
+
+def submit(inputs, profile: Profile, conn, options: SubmitOptions, *, say: Say,
+           profile_file: str | None = None, notebook: str = "") -> Session:
+    """Make sure the image is on the cluster, submit the job, record the session."""
+    from .build import build_image_remote
+    from .slurm import sbatch_lines
+    from .slurm import submit as sbatch
+
+    lines = sbatch_lines(profile, partition=options.partition, time=options.time,
+                         gres=options.gres, gpus=options.gpus, cpus=options.cpus,
+                         mem=options.mem, account=options.account, qos=options.qos)
+    home = conn.home()
+    image = build_image_remote(inputs, conn, profile, progress=say)
+    say(f"image {'found in the cluster cache' if image.cached else 'built'}: {image.path}")
+    work = profile.remote_work_dir(home)
+    data_dir = options.data or profile.data_dir or f"{work}/data"
+    results_dir = options.results or profile.results_dir or f"{work}/results"
+    for path in (data_dir, results_dir):
+        conn.makedirs(_abs(path, home), mode=0o700)
+    if options.upload is not None:
+        upload_tree(conn, options.upload, _abs(data_dir, home), say=say)
+    session_id = new_session_id(inputs.name)
+    session = Session(id=session_id, profile=profile.name, job_id="", config=inputs.name,
+                      image=str(image.path), session_dir=f"{work}/sessions/{session_id}",
+                      results_dir=_abs(results_dir, home), data_dir=_abs(data_dir, home),
+                      created=time.time(), profile_file=profile_file, notebook=notebook)
+    conn.makedirs(session.session_dir, mode=0o700)
+    script = render_job_script(session, profile, image_name=inputs.name, sbatch_lines=lines,
+                               ready_timeout=int(min(options.ready_timeout, 3600)))
+    conn.write_file(f"{session.session_dir}/job.sbatch", script, mode=0o700)
+    session.job_id = sbatch(conn, f"{session.session_dir}/job.sbatch")
+    save_session(session)
+    say(f"submitted job {session.job_id} (session {session.id})")
+    return session
+
+
+def _abs(path: str, home: str) -> str:
+    if path == "~" or path.startswith("~/"):
+        return home.rstrip("/") + path[1:]
+    if not path.startswith("/"):
+        return f"{home.rstrip('/')}/{path}"
+    return path
+
+
+def upload_tree(conn, local: Path, remote: str, *, say: Say) -> int:
+    """Copy a local folder up, skipping files whose size and mtime already match."""
+    local = Path(local).expanduser()
+    if not local.is_dir():
+        raise InputError(f"--upload {local}: not a folder")
+    sftp = conn.sftp()
+    sent = 0
+    for path in sorted(local.rglob("*")):
+        rel = path.relative_to(local).as_posix()
+        target = f"{remote}/{rel}"
+        if path.is_dir():
+            conn.makedirs(target, mode=0o700)
+            continue
+        st = path.stat()
+        try:
+            remote_st = sftp.stat(target)
+            if remote_st.st_size == st.st_size and int(remote_st.st_mtime) == int(st.st_mtime):
+                continue
+        except OSError:
+            pass
+        conn.put(path, target, mode=0o600)
+        sftp.utime(target, (int(st.st_atime), int(st.st_mtime)))
+        sent += 1
+    say(f"uploaded {sent} changed file(s) from {local} to {remote}")
+    return sent
+
+
+def attach(conn, session: Session, endpoint: Endpoint, *, local_port: int = 0, say: Say,
+           on_ready: Callable[[str], None], stop: threading.Event | None = None) -> str:
+    """Forward a local port to Jupyter until interrupted, the job ends or ``stop`` is set.
+
+    Returns why it stopped: ``"interrupted"`` or ``"job-ended"``.
+    """
+    from .slurm import job_info
+
+    stop = stop or threading.Event()
+    with conn.forward(endpoint.host, endpoint.port, local_port=local_port) as forward:
+        session.local_port = forward.local_port
+        save_session(session)
+        on_ready(lab_url(forward.local_port, endpoint.token))
+        warned = False
+        try:
+            while not stop.wait(2.0):
+                info = job_info(conn, session.job_id)
+                if info is None or info.state not in ACTIVE_STATES:
+                    session.state = info.state if info else "GONE"
+                    save_session(session)
+                    say(f"job {session.job_id} ended ({session.state}); tunnel closed")
+                    return "job-ended"
+                left = seconds_left(info.end_time)
+                if not warned and left is not None and left < WALLTIME_WARNING_SECONDS:
+                    say(f"warning: job {session.job_id} reaches its time limit in "
+                        f"{left / 60:.0f} min; save your notebooks")
+                    warned = True
+        except (KeyboardInterrupt, Interrupted):
+            return "interrupted"
+    return "interrupted"
+
+
+def seconds_left(end_time: str) -> float | None:
+    """Seconds until SLURM's EndTime (local time, ``2026-11-22T01:00:00``)."""
+    if not end_time or end_time in ("Unknown", "None"):
+        return None
+    try:
+        return time.mktime(time.strptime(end_time, "%Y-%m-%dT%H:%M:%S")) - time.time()
+    except ValueError:
+        return None
+
+
+def session_profile(session: Session) -> Profile:
+    return get_profile(session.profile, Path(session.profile_file) if session.profile_file
+                       else None)
+
+
+def refresh(conn, session: Session) -> Session:
+    """Update the record's state from SLURM."""
+    from .slurm import job_info
+
+    info = job_info(conn, session.job_id)
+    if info is None:
+        session.state = "GONE" if session.state in ACTIVE_STATES else session.state
+    else:
+        session.state, session.node, session.end_time = info.state, info.node or session.node, \
+            info.end_time
+    save_session(session)
+    return session
+
+
+def cancel(conn, session: Session, *, wait: float = 30.0) -> Session:
+    """scancel the job and wait (bounded) until SLURM says it is no longer running."""
+    from .slurm import cancel as scancel
+    from .slurm import job_info
+
+    scancel(conn, session.job_id)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        info = job_info(conn, session.job_id)
+        if info is None or info.state not in ACTIVE_STATES:
+            break
+        time.sleep(0.5)
+    return refresh(conn, session)
+
+
+def read_log(conn, session: Session, *, offset: int = 0) -> tuple[str, int]:
+    """The job log from byte ``offset``: (text, new offset)."""
+    path = f"{session.session_dir}/job.log"
+    try:
+        with conn.sftp().open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except OSError:
+        return "", offset
+    return data.decode("utf-8", "replace"), offset + len(data)
+
+
+def fetch(conn, session: Session, dest: Path, *, say: Say) -> list[Path]:
+    """Copy the session's results folder here: resumable (``.part`` files continue),
+    unchanged files skipped, every file checked against the cluster's sha256sum."""
+    import hashlib
+    import stat as statmod
+
+    sftp = conn.sftp()
+    root = session.work_results
+    dest = Path(dest).expanduser()
+    fetched: list[Path] = []
+
+    def walk(remote: str, local: Path) -> None:
+        for entry in sftp.listdir_attr(remote):
+            rpath, lpath = f"{remote}/{entry.filename}", local / entry.filename
+            if statmod.S_ISDIR(entry.st_mode or 0):
+                walk(rpath, lpath)
+                continue
+            lpath.parent.mkdir(parents=True, exist_ok=True)
+            remote_sum = conn.run(["sha256sum", rpath], timeout=600).stdout.split()[0]
+            if lpath.is_file() and _sha256(lpath) == remote_sum:
+                continue
+            part = lpath.with_name(lpath.name + ".part")
+            offset = part.stat().st_size if part.is_file() else 0
+            if offset > (entry.st_size or 0):
+                part.unlink()
+                offset = 0
+            with sftp.open(rpath, "rb") as src, open(part, "ab") as out:
+                src.seek(offset)
+                src.prefetch()
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+            if _sha256(part) != remote_sum:
+                part.unlink()
+                raise RemoteError(f"fetch {rpath}: checksum mismatch; run fetch again")
+            os.replace(part, lpath)
+            fetched.append(lpath)
+            say(f"fetched {lpath}")
+
+    def _sha256(path: Path) -> str:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        return digest.hexdigest()
+
+    try:
+        sftp.stat(root)
+    except OSError:
+        raise RemoteError(f"{root}: no results folder on the cluster") from None
+    walk(root, dest)
+    return fetched
+
+
+def run_attached(conn, session: Session, *, ready_timeout: float, local_port: int, say: Say,
+                 on_ready: Callable[[str], None], cancel_on_exit: bool,
+                 ask_cancel: Callable[[str], bool] | None) -> str:
+    """Wait for Jupyter, tunnel it until Ctrl-C / SIGTERM / the job ends, then apply the
+    exit policy (cancel with ``cancel_on_exit``, else ask, else keep). Returns the reason."""
+    from .runner import terminating
+
+    with terminating():
+        try:
+            endpoint = wait_until_ready(conn, session, timeout=ready_timeout, say=say)
+            reason = attach(conn, session, endpoint, local_port=local_port, say=say,
+                            on_ready=on_ready)
+        except (KeyboardInterrupt, Interrupted):
+            reason = "interrupted"
+    if reason == "interrupted":
+        question = f"Cancel job {session.job_id} (session {session.id})?"
+        if cancel_on_exit or (ask_cancel is not None and ask_cancel(question)):
+            cancel(conn, session)
+            say(f"cancelled job {session.job_id}")
+        else:
+            say(f"job {session.job_id} keeps running; reconnect with "
+                f"`hpc-dl4mic connect {session.id}`, stop it with `hpc-dl4mic cancel "
+                f"{session.id}`")
+    return reason

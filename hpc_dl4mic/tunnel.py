@@ -1,0 +1,320 @@
+"""Local port forwards over an SSH connection (``ssh -L`` done with direct-tcpip channels)."""
+
+from __future__ import annotations
+
+import errno
+import queue
+import selectors
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import HpcDl4micError, InputError
+from .ssh import channel_open_error
+
+if TYPE_CHECKING:
+    from .ssh import Connection
+
+BUFSIZE = 256 * 1024
+IDLE_WORKER_SECONDS = 30.0
+
+
+class _Workers:
+    """Unbounded thread pool that reuses idle threads.
+
+    Starting a thread costs 0.5-1 ms here, as much as the whole SSH round trip of a new
+    forwarded connection; each connection holds two threads for its lifetime (websockets
+    live long), so the pool must not be bounded.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._tasks: queue.SimpleQueue[tuple[Callable[..., None], tuple] | None] = \
+            queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        with self._lock:
+            if self._idle > 0:
+                self._idle -= 1
+                self._tasks.put((fn, args))
+                return
+        threading.Thread(target=self._work, args=((fn, args),), daemon=True,
+                         name=self._name).start()
+
+    def stop_idle(self) -> None:
+        with self._lock:
+            for _ in range(self._idle):
+                self._tasks.put(None)
+            self._idle = 0
+
+    def _work(self, task: tuple[Callable[..., None], tuple] | None) -> None:
+        while task is not None:
+            fn, args = task
+            try:
+                fn(*args)
+            except Exception:
+                pass  # a pump's failure ends its connection, never the pool
+            with self._lock:
+                self._idle += 1
+            try:
+                task = self._tasks.get(timeout=IDLE_WORKER_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # nobody handed us work: retire
+                        self._idle -= 1
+                        return
+                task = self._tasks.get()  # a task was promised to an idle worker
+
+
+class LocalForward:
+    """Listen on ``local_host:local_port`` and forward each connection to
+    ``remote_host:remote_port`` as seen from the SSH server.
+
+    Listening starts at construction (a port in use raises InputError at once); use it
+    as a context manager, or call :meth:`close`. ``local_port=0`` picks a free port.
+    """
+
+    def __init__(self, connection: Connection | Any, remote_host: str, remote_port: int, *,
+                 local_port: int = 0, local_host: str = "127.0.0.1",
+                 open_timeout: float = 15.0, bufsize: int = BUFSIZE) -> None:
+        self.remote_host = remote_host
+        self.remote_port = int(remote_port)
+        self.local_host = local_host
+        self.open_timeout = open_timeout
+        self.bufsize = bufsize
+        self.accepted = 0
+        self.failed = 0
+        self.last_error: str | None = None
+        self._transport = getattr(connection, "transport", connection)
+        self._lock = threading.Lock()
+        self._conns: set[_Pair] = set()
+        self._closed = False
+        self._listener = _listen(local_host, local_port)
+        self.local_port: int = self._listener.getsockname()[1]
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._workers = _Workers(f"hpc-dl4mic-forward-{self.local_port}-pump")
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True,
+                                          name=f"hpc-dl4mic-forward-{self.local_port}")
+        self._acceptor.start()
+
+    def url(self, path: str = "/") -> str:
+        """``http://127.0.0.1:PORT/path`` for this forward."""
+        if not path.startswith("/"):
+            path = "/" + path
+        return f"http://{self.local_host}:{self.local_port}{path}"
+
+    @property
+    def is_up(self) -> bool:
+        """Whether the forward still listens and its SSH connection is alive."""
+        return not self._closed and bool(self._transport.is_active())
+
+    @property
+    def active_connections(self) -> int:
+        """How many forwarded connections are open right now."""
+        with self._lock:
+            return len(self._conns)
+
+    def __enter__(self) -> LocalForward:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop listening and close every forwarded connection. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            conns = list(self._conns)
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        self._acceptor.join(5.0)
+        self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+        for pair in conns:
+            pair.abort()
+        for pair in conns:
+            pair.join(2.0)
+        self._workers.stop_idle()
+
+    # ---- internals
+
+    def _accept_loop(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self._listener, selectors.EVENT_READ)
+        sel.register(self._wake_r, selectors.EVENT_READ)
+        try:
+            while True:
+                for key, _ in sel.select():
+                    if key.fileobj is self._wake_r:
+                        return
+                    self._accept_pending()
+        finally:
+            sel.close()
+
+    def _accept_pending(self) -> None:
+        while True:  # drain the backlog: bursts arrive together
+            try:
+                client, addr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. out of file descriptors: back off, not spin
+                self.last_error = f"cannot accept a local connection: {exc.strerror or exc}"
+                time.sleep(0.1)
+                return
+            client.setblocking(True)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.accepted += 1
+            self._workers.submit(self._serve, client, addr)
+
+    def _serve(self, client: socket.socket, addr: tuple[str, int]) -> None:
+        try:
+            chan = self._transport.open_channel(
+                "direct-tcpip", (self.remote_host, self.remote_port), addr,
+                timeout=self.open_timeout)
+        except Exception as exc:  # ChannelException, SSHException, EOFError, ...
+            with self._lock:
+                self.failed += 1
+            self.last_error = (f"cannot open {self.remote_host}:{self.remote_port} over SSH: "
+                               f"{channel_open_error(exc)}")
+            _close(client)
+            return
+        pair = _Pair(client, chan, self.bufsize, self._workers)
+        with self._lock:
+            if self._closed:
+                pair.abort()
+                pair.close()
+                return
+            self._conns.add(pair)
+        try:
+            pair.run()
+        finally:
+            with self._lock:
+                self._conns.discard(pair)
+
+
+class _Pair:
+    """One forwarded connection: two pumps, half-close passed on in both directions."""
+
+    def __init__(self, client: socket.socket, chan: Any, bufsize: int,
+                 workers: _Workers) -> None:
+        self.client, self.chan, self.bufsize = client, chan, bufsize
+        self._workers = workers
+        self._down_done = threading.Event()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._workers.submit(self._run_down)
+        except RuntimeError:  # cannot start a thread: give this connection up
+            self._down_done.set()
+            self.abort()
+        try:
+            self._pump_up()
+        finally:
+            self._down_done.wait()
+            self.close()
+            self._done.set()
+
+    def _run_down(self) -> None:
+        try:
+            self._pump_down()
+        finally:
+            self._down_done.set()
+
+    def _pump_up(self) -> None:
+        """Local client → SSH channel."""
+        client, chan, n = self.client, self.chan, self.bufsize
+        try:
+            while True:
+                data = client.recv(n)
+                if not data:
+                    break
+                chan.sendall(data)
+        except Exception:  # OSError, EOFError, paramiko's SSHException: end this connection
+            self.abort()
+            return
+        try:
+            chan.shutdown_write()
+        except Exception:
+            self.abort()
+
+    def _pump_down(self) -> None:
+        """SSH channel → local client."""
+        client, chan, n = self.client, self.chan, self.bufsize
+        try:
+            while True:
+                data = chan.recv(n)
+                if not data:
+                    break
+                client.sendall(data)
+        except Exception:
+            self.abort()
+            return
+        try:
+            client.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.abort()
+            return
+        if chan.closed:
+            # The far side is gone entirely: nothing more can be sent, so let the
+            # local client see the end instead of waiting on its next request.
+            _shutdown(client)
+
+    def abort(self) -> None:
+        """Wake both pumps (they then finish and close)."""
+        try:
+            self.chan.close()
+        except Exception:
+            pass
+        _shutdown(self.client)
+
+    def close(self) -> None:
+        try:
+            self.chan.close()
+        except Exception:
+            pass
+        _close(self.client)
+
+    def join(self, timeout: float) -> None:
+        self._done.wait(timeout)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(512)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise InputError(f"local port {port} on {host} is already in use: choose another "
+                             "with --port, or leave --port out to pick a free one") from exc
+        if exc.errno == errno.EACCES:
+            raise InputError(f"no permission to listen on {host}:{port}: choose a port "
+                             "above 1023 with --port") from exc
+        raise HpcDl4micError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock

@@ -1,0 +1,186 @@
+"""`hpc-dl4mic submit` end to end: real sshd, SLURM, apptainer and Jupyter on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from seeddata import COLAB_NOTEBOOKS
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL_REQUIREMENTS = REPO / "tests" / "data" / "requirements-small.txt"
+NOTEBOOK = COLAB_NOTEBOOKS / "StarDist_2D_ZeroCostDL4Mic.ipynb"
+CA_CERTS = Path("/usr/local/share/ca-certificates")
+
+
+@pytest.fixture(scope="module")
+def state_env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("xdg")
+    return {**os.environ, "XDG_STATE_HOME": str(home / "state"),
+            "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
+            "PYTHONUNBUFFERED": "1"}
+
+
+def cli_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hpc_dl4mic.cli", *args]
+
+
+def submit_args(base_sif: Path, profile_file: Path, *extra: str) -> list[str]:
+    args = ["submit", "StarDist_2D_DL4Mic", "--profile", "testcluster", "--profile-file",
+            str(profile_file), "--base", f"localimage:{base_sif}", "--notebook", str(NOTEBOOK),
+            "--requirements", str(SMALL_REQUIREMENTS), "--no-browser", *extra]
+    if any(CA_CERTS.glob("*.crt")):
+        args += ["--ca-certs", str(CA_CERTS)]
+    return args
+
+
+def read_url(proc: subprocess.Popen, timeout: float) -> tuple[str, list[str]]:
+    """Wait for the URL line on stdout; collect stderr meanwhile."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "out")
+    sel.register(proc.stderr, selectors.EVENT_READ, "err")
+    errors: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=1):
+            line = key.fileobj.readline()
+            if not line:
+                sel.unregister(key.fileobj)
+                continue
+            if key.data == "err":
+                errors.append(line.rstrip())
+            elif line.startswith("http://127.0.0.1:"):
+                return line.strip(), errors
+        if proc.poll() is not None and not sel.get_map():
+            break
+    proc.kill()
+    raise AssertionError("no URL printed; stderr:\n" + "\n".join(errors[-40:]))
+
+
+def api(url: str, path: str) -> object:
+    parsed = urlparse(url)
+    token = parse_qs(parsed.query)["token"][0]
+    request = urllib.request.Request(f"{parsed.scheme}://{parsed.netloc}{path}",
+                                     headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def port_open(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def stop(proc: subprocess.Popen, sig: int) -> tuple[int, str]:
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def run_cli(env, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(cli_argv(*args), env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_submit_tunnel_connect_logs_fetch_cancel(cluster, base_sif, cluster_profile, state_env,
+                                                 tmp_path):
+    proc = subprocess.Popen(cli_argv(*submit_args(base_sif, cluster_profile)), env=state_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    url, progress = read_url(proc, timeout=900)
+    assert any("submitted job" in line for line in progress)
+    assert any("running on" in line for line in progress)
+    token = parse_qs(urlparse(url).query)["token"][0]
+    assert len(token) >= 32  # >= 128 bits of hex
+
+    # the Jupyter REST API through our tunnel: the converted notebook is in the session folder
+    contents = api(url, "/api/contents")
+    names = [item["name"] for item in contents["content"]]
+    assert any(name.endswith(".ipynb") for name in names), names
+
+    status = json.loads(run_cli(state_env, "status", "--json").stdout)
+    assert len(status) == 1 and status[0]["state"] == "RUNNING"
+    session = status[0]
+    job_id = session["job_id"]
+
+    # the token is never in any process's argv on the node, and its files are private
+    ps = cluster.ssh(["ps", "-eo", "args"]).stdout
+    assert token not in ps
+    modes = cluster.ssh(shlex.join(["stat", "-c", "%a %n", session["session_dir"],
+                                    session["session_dir"] + "/connection.json"])).stdout
+    assert modes.splitlines()[0].startswith("700 ") and modes.splitlines()[1].startswith("600 ")
+
+    # Ctrl-C without a TTY keeps the job; the tunnel closes
+    code, err = stop(proc, signal.SIGINT)
+    assert code == 130, err
+    assert "keeps running" in err
+    assert not port_open(url)
+    assert "RUNNING" in cluster.ssh(["squeue", "-h", "-j", job_id, "-o", "%T"]).stdout
+
+    # connect re-opens the tunnel to the same Jupyter
+    again = subprocess.Popen(cli_argv("connect", session["id"], "--no-browser"), env=state_env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             stdin=subprocess.DEVNULL)
+    url2, _ = read_url(again, timeout=120)
+    assert parse_qs(urlparse(url2).query)["token"][0] == token
+    assert api(url2, "/api/status")["started"]
+    code, _ = stop(again, signal.SIGTERM)
+    assert code == 130
+
+    logs = run_cli(state_env, "logs", session["id"])
+    assert logs.returncode == 0 and "Jupyter is ready" in logs.stdout
+
+    dest = tmp_path / "fetched"
+    fetched = run_cli(state_env, "fetch", session["id"], "--dest", str(dest))
+    assert fetched.returncode == 0, fetched.stderr
+    assert any(p.suffix == ".ipynb" for p in dest.iterdir())
+    again_fetch = run_cli(state_env, "fetch", session["id"], "--dest", str(dest))
+    assert "0 file(s) fetched" in again_fetch.stderr  # unchanged files are skipped
+
+    cancelled = run_cli(state_env, "cancel", session["id"])
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "CANCELLED" in cancelled.stdout or "COMPLETED" in cancelled.stdout
+    assert run_cli(state_env, "status", "--json").stdout.strip() == "[]"
+
+
+def test_job_failing_at_start_is_an_error_with_the_log_tail(cluster, base_sif, cluster_profile,
+                                                            state_env, tmp_path):
+    broken = tmp_path / "profiles.yaml"
+    broken.write_text(cluster_profile.read_text() + "    modules: [no-such-module/9.9]\n")
+    out = subprocess.run(cli_argv(*submit_args(base_sif, broken, "--timeout", "120")),
+                         env=state_env, capture_output=True, text=True, timeout=900,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 1, out.stderr
+    assert "before Jupyter was ready" in out.stderr
+    assert "module" in out.stderr  # the job log's tail says what went wrong
+    assert "Traceback" not in out.stderr
+
+
+def test_unknown_host_key_is_refused_with_its_fingerprint(cluster, cluster_profile, state_env,
+                                                          tmp_path, base_sif):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    profile = tmp_path / "profiles.yaml"
+    profile.write_text(cluster_profile.read_text().replace(str(cluster.known_hosts), str(empty)))
+    out = subprocess.run(cli_argv(*submit_args(base_sif, profile)), env=state_env,
+                         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert out.returncode == 1
+    assert "SHA256:" in out.stderr and "--accept-new-host-key" in out.stderr
+    assert empty.read_text() == ""
