@@ -99,28 +99,60 @@ def base_digest(base: Base) -> str:
     return memo[memo_key]
 
 
-def image_key(keyed_definition: str, base: Base, files: dict[str, bytes]) -> tuple[str, dict]:
+DigestFn = Callable[[Base], str]
+
+
+def remote_base_digest(conn) -> DigestFn:
+    """A base digest function that reads a ``localimage`` base SIF on the cluster (its
+    cache record when it has one, else ``sha256sum`` there): for ``build --on``."""
+
+    def digest(base: Base) -> str:
+        if base.kind != "localimage":
+            return ""
+        if not conn.exists(base.ref):
+            raise InputError(f"base localimage:{base.ref}: no such file on "
+                             f"{conn.target.display}")
+        record = base.ref[:-4] + ".json" if base.ref.endswith(".sif") else ""
+        if record and conn.exists(record):
+            try:
+                data = json.loads(conn.read_file(record))
+                if data.get("size") == conn.sftp().stat(base.ref).st_size and data.get("sha256"):
+                    return str(data["sha256"])
+            except (ValueError, OSError):
+                pass
+        return conn.run(["sha256sum", base.ref], timeout=900).stdout.split()[0]
+
+    return digest
+
+
+def image_key(keyed_definition: str, base: Base, files: dict[str, bytes],
+              digest: DigestFn = base_digest) -> tuple[str, dict]:
     """The content hash of an image, and the per-input digests it was made from."""
     inputs = {"definition": _digest(keyed_definition.encode()), "base": str(base),
-              "base-sha256": base_digest(base)}
+              "base-sha256": digest(base)}
     inputs.update({f"file:{name}": _digest(data) for name, data in sorted(files.items())})
     key = _digest(json.dumps({"v": 1, **inputs}, sort_keys=True).encode())
     return key, inputs
 
 
 def _with_key(render: Callable[[tuple[tuple[str, str], ...]], str], base: Base,
-              files: dict[str, bytes], label: str = KEY_LABEL) -> tuple[str, str, dict]:
+              files: dict[str, bytes], label: str = KEY_LABEL,
+              digest: DigestFn = base_digest) -> tuple[str, str, dict]:
     from .render import keyed_definition
 
-    key, inputs = image_key(keyed_definition(render(())), base, files)
+    key, inputs = image_key(keyed_definition(render(())), base, files, digest)
     return render(((label, key),)), key, inputs
 
 
 def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = None,
                            requirements: Path | None = None, base: str | None = None,
                            gpu: bool = True, ca_certs: Path | None = None,
-                           system_python: bool = False) -> BuildInputs:
-    """Resolve inputs, convert notebooks, render and key the image of ``config``."""
+                           system_python: bool = False,
+                           digest: DigestFn = base_digest) -> BuildInputs:
+    """Resolve inputs, convert notebooks, render and key the image of ``config``.
+
+    ``digest`` reads a localimage base where it will be used (``remote_base_digest`` for a
+    build on the cluster)."""
     from .config import parse_base
     from .context import ca_cert_files, ca_cert_names, image_notebooks
     from .render import make_spec, render_definition
@@ -136,7 +168,8 @@ def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = No
     for src, name in zip(certs, ca_cert_names(certs)):
         files[f"ca-certs/{name}"] = src.read_bytes()
     definition, key, inputs = _with_key(
-        lambda extra: render_definition(replace(spec, labels_extra=extra)), spec.base, files)
+        lambda extra: render_definition(replace(spec, labels_extra=extra)), spec.base, files,
+        digest=digest)
     return BuildInputs(config.name, definition, files, spec.base, key, inputs)
 
 

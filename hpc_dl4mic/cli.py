@@ -224,26 +224,35 @@ def build(target: str, base: str | None, cpu: bool, notebook: Path | None,
           on_profile: str | None, build_on: str | None, accept_new_host_key: bool,
           profile_file: Path | None, verbose: bool, as_json: bool) -> None:
     """Build TARGET's SIF image (or find it in the cache) and print its path."""
-    from .build import build_image, build_image_remote, prepare_notebook_image
+    from .build import (
+        build_image,
+        build_image_remote,
+        prepare_notebook_image,
+        remote_base_digest,
+    )
     from .cache import ImageCache
     from .config import resolve_target
 
-    inputs = prepare_notebook_image(resolve_target(target), notebook=notebook,
-                                    requirements=requirements, base=base, gpu=not cpu,
-                                    ca_certs=ca_certs, system_python=system_python)
-    if def_only:
-        click.echo(inputs.definition, nl=False)
-        return
+    config = resolve_target(target)
+    options = dict(notebook=notebook, requirements=requirements, base=base, gpu=not cpu,
+                   ca_certs=ca_certs, system_python=system_python)
     if on_profile:
         from .profiles import get_profile
-        from .ssh import Connection
+        from .session import open_connection
 
         profile = get_profile(on_profile, profile_file)
-        with Connection.open(profile.ssh_target(),
-                             accept_new_host_key=accept_new_host_key) as conn:
+        with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
+            inputs = prepare_notebook_image(config, digest=remote_base_digest(conn), **options)
+            if def_only:
+                click.echo(inputs.definition, nl=False)
+                return
             result = build_image_remote(inputs, conn, profile, mode=build_on, fakeroot=fakeroot,
                                         progress=_progress(verbose), force=force)
     else:
+        inputs = prepare_notebook_image(config, **options)
+        if def_only:
+            click.echo(inputs.definition, nl=False)
+            return
         result = build_image(inputs, ImageCache(cache_dir), fakeroot=fakeroot,
                              progress=_progress(verbose), force=force)
     if as_json:
@@ -521,8 +530,10 @@ def _attach_options(func):
 
 @main.command()
 @click.argument("target")
-@click.option("--profile", "profile_name", envvar="HPC_DL4MIC_PROFILE", required=True,
+@click.option("--profile", "profile_name", envvar="HPC_DL4MIC_PROFILE",
               help="Cluster profile (default $HPC_DL4MIC_PROFILE).")
+@click.option("--local", "run_local", is_flag=True,
+              help="No cluster: run the same job script here with the local apptainer.")
 @_common_build_options
 @click.option("--data", help="Data folder on the cluster (bound at /data).")
 @click.option("--results", help="Results folder on the cluster (bound at /results).")
@@ -534,8 +545,9 @@ def _attach_options(func):
               help="Trust and remember an unknown SSH host key.")
 @_profile_file_option
 @click.option("-v", "--verbose", is_flag=True, help="Show build output.")
-def submit(target: str, profile_name: str, base: str | None, cpu: bool, notebook: Path | None,
-           requirements: Path | None, ca_certs: Path | None, system_python: bool,
+def submit(target: str, profile_name: str | None, run_local: bool, base: str | None,
+           cpu: bool, notebook: Path | None, requirements: Path | None,
+           ca_certs: Path | None, system_python: bool,
            data: str | None, results: str | None, upload: Path | None, partition: str | None,
            time_: str | None, gres: str | None, gpus: str | None, cpus: int | None,
            mem: str | None, account: str | None, qos: str | None, local_port: int,
@@ -545,26 +557,40 @@ def submit(target: str, profile_name: str, base: str | None, cpu: bool, notebook
 
     Prints the URL (with its token) when Jupyter answers and keeps the tunnel open until
     Ctrl-C; the job keeps running unless --cancel-on-exit (or you say so when asked).
+    With --local the same job script runs on this machine (no SLURM, no SSH).
     """
-    from .build import prepare_notebook_image
+    from .build import prepare_notebook_image, remote_base_digest
     from .config import resolve_target
     from .profiles import get_profile
     from .session import SubmitOptions, open_connection, run_attached
     from .session import submit as submit_session
 
     say = _progress(True)
-    inputs = prepare_notebook_image(resolve_target(target), notebook=notebook,
-                                    requirements=requirements, base=base, gpu=not cpu,
-                                    ca_certs=ca_certs, system_python=system_python)
-    profile = get_profile(profile_name, profile_file)
+    config = resolve_target(target)
+    if run_local:
+        from .localhost import local_profile
+
+        profile = local_profile()
+    elif profile_name:
+        profile = get_profile(profile_name, profile_file)
+    else:
+        from .errors import InputError
+
+        raise InputError("name a cluster profile with --profile (or set HPC_DL4MIC_PROFILE), "
+                         "or run on this machine with --local")
     options = SubmitOptions(data=data, results=results, upload=upload, partition=partition,
                             time=time_, gres=gres, gpus=gpus, cpus=cpus, mem=mem,
                             account=account, qos=qos, ready_timeout=ready_timeout)
-    names = [n.split("/", 1)[1] for n in inputs.files if n.startswith("notebooks/")]
     with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
+        inputs = prepare_notebook_image(
+            config, notebook=notebook, requirements=requirements, base=base, gpu=not cpu,
+            ca_certs=ca_certs, system_python=system_python,
+            **({} if run_local else {"digest": remote_base_digest(conn)}))
+        names = [n.split("/", 1)[1] for n in inputs.files if n.startswith("notebooks/")]
         session = submit_session(inputs, profile, conn, options, say=say,
                                  profile_file=str(profile_file) if profile_file else None,
-                                 notebook=names[0] if names else "")
+                                 notebook=names[0] if names else "",
+                                 build_progress=_progress(verbose))
         reason = run_attached(conn, session, ready_timeout=ready_timeout, local_port=local_port,
                               say=say, on_ready=_on_ready(no_browser),
                               cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel)

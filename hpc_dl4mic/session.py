@@ -60,6 +60,14 @@ class Session:
         return asdict(self)
 
 
+def scheduler(conn):
+    """SLURM over the connection, or the detached-process scheduler of ``--local``."""
+    from .localhost import LocalHost, LocalScheduler
+    from .slurm import SlurmScheduler
+
+    return LocalScheduler(conn) if isinstance(conn, LocalHost) else SlurmScheduler(conn)
+
+
 def sessions_dir() -> Path:
     path = state_home() / "sessions"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -100,7 +108,8 @@ def new_session_id(config_name: str) -> str:
 
 
 def render_job_script(session: Session, profile: Profile, *, image_name: str,
-                      sbatch_lines: list[str], ready_timeout: int = 300) -> str:
+                      sbatch_lines: list[str], ready_timeout: int = 300,
+                      bind_host: str = "") -> str:
     """The sbatch script of a session (pure)."""
     from .slurm import render_template
 
@@ -109,7 +118,7 @@ def render_job_script(session: Session, profile: Profile, *, image_name: str,
         session_dir=session.session_dir, sbatch_lines=sbatch_lines, session_id=session.id,
         image_name=image_name, tool_version=__version__, image=session.image,
         data_dir=session.data_dir, results_dir=session.results_dir, notebook=session.notebook,
-        ready_timeout=ready_timeout, modules=profile.modules)
+        ready_timeout=ready_timeout, modules=profile.modules, bind_host=bind_host)
 
 
 @dataclass(frozen=True)
@@ -143,8 +152,6 @@ def wait_until_ready(conn, session: Session, *, timeout: float = 600.0, say: Say
 
     A job that fails or ends first is an error with the tail of its log.
     """
-    from .slurm import job_info
-
     deadline = time.monotonic() + timeout
     last = ""
     next_state_check = 0.0
@@ -152,7 +159,7 @@ def wait_until_ready(conn, session: Session, *, timeout: float = 600.0, say: Say
     while True:
         now = time.monotonic()
         if now >= next_state_check:
-            info = job_info(conn, session.job_id)
+            info = scheduler(conn).info(session.job_id)
             next_state_check = now + 1.0
             state = info.state if info else "GONE"
             shown = f"{state} ({info.reason})" if info and state == "PENDING" else state
@@ -183,7 +190,12 @@ def lab_url(local_port: int, token: str) -> str:
 
 
 def open_connection(profile: Profile, *, accept_new_host_key: bool = False):
+    """One SSH connection to the profile's cluster (this machine for ``--local``)."""
+    from .localhost import LOCAL_PROFILE, LocalHost
     from .ssh import Connection
+
+    if profile.name == LOCAL_PROFILE:
+        return LocalHost()
 
     return Connection.open(profile.ssh_target(), accept_new_host_key=accept_new_host_key)
 
@@ -206,22 +218,34 @@ class SubmitOptions:
 
 
 def submit(inputs, profile: Profile, conn, options: SubmitOptions, *, say: Say,
-           profile_file: str | None = None, notebook: str = "") -> Session:
+           profile_file: str | None = None, notebook: str = "",
+           build_progress: Say | None = None) -> Session:
     """Make sure the image is on the cluster, submit the job, record the session."""
     from .build import build_image_remote
     from .slurm import sbatch_lines
-    from .slurm import submit as sbatch
 
     lines = sbatch_lines(profile, partition=options.partition, time=options.time,
                          gres=options.gres, gpus=options.gpus, cpus=options.cpus,
                          mem=options.mem, account=options.account, qos=options.qos)
+    from .localhost import LocalHost
+
     home = conn.home()
-    image = build_image_remote(inputs, conn, profile, progress=say)
+    local = isinstance(conn, LocalHost)
+    if local:
+        from .build import build_image
+        from .cache import ImageCache
+
+        image = build_image(inputs, ImageCache(), progress=build_progress or say)
+    else:
+        image = build_image_remote(inputs, conn, profile, progress=build_progress or say)
     say(f"image {'found in the cluster cache' if image.cached else 'built'}: {image.path}")
     work = profile.remote_work_dir(home)
     data_dir = options.data or profile.data_dir or f"{work}/data"
     results_dir = options.results or profile.results_dir or f"{work}/results"
     for path in (data_dir, results_dir):
+        if any(c in path for c in ",:\n"):
+            raise InputError(f"{path}: a data/results path may not contain ',' or ':' "
+                             "(apptainer --bind syntax)")
         conn.makedirs(_abs(path, home), mode=0o700)
     if options.upload is not None:
         upload_tree(conn, options.upload, _abs(data_dir, home), say=say)
@@ -232,9 +256,10 @@ def submit(inputs, profile: Profile, conn, options: SubmitOptions, *, say: Say,
                       created=time.time(), profile_file=profile_file, notebook=notebook)
     conn.makedirs(session.session_dir, mode=0o700)
     script = render_job_script(session, profile, image_name=inputs.name, sbatch_lines=lines,
-                               ready_timeout=int(min(options.ready_timeout, 3600)))
+                               ready_timeout=int(min(options.ready_timeout, 3600)),
+                               bind_host="127.0.0.1" if local else "")
     conn.write_file(f"{session.session_dir}/job.sbatch", script, mode=0o700)
-    session.job_id = sbatch(conn, f"{session.session_dir}/job.sbatch")
+    session.job_id = scheduler(conn).submit(f"{session.session_dir}/job.sbatch")
     save_session(session)
     say(f"submitted job {session.job_id} (session {session.id})")
     return session
@@ -281,8 +306,6 @@ def attach(conn, session: Session, endpoint: Endpoint, *, local_port: int = 0, s
 
     Returns why it stopped: ``"interrupted"`` or ``"job-ended"``.
     """
-    from .slurm import job_info
-
     stop = stop or threading.Event()
     with conn.forward(endpoint.host, endpoint.port, local_port=local_port) as forward:
         session.local_port = forward.local_port
@@ -291,7 +314,7 @@ def attach(conn, session: Session, endpoint: Endpoint, *, local_port: int = 0, s
         warned = False
         try:
             while not stop.wait(2.0):
-                info = job_info(conn, session.job_id)
+                info = scheduler(conn).info(session.job_id)
                 if info is None or info.state not in ACTIVE_STATES:
                     session.state = info.state if info else "GONE"
                     save_session(session)
@@ -318,15 +341,17 @@ def seconds_left(end_time: str) -> float | None:
 
 
 def session_profile(session: Session) -> Profile:
+    from .localhost import LOCAL_PROFILE, local_profile
+
+    if session.profile == LOCAL_PROFILE:
+        return local_profile()
     return get_profile(session.profile, Path(session.profile_file) if session.profile_file
                        else None)
 
 
 def refresh(conn, session: Session) -> Session:
     """Update the record's state from SLURM."""
-    from .slurm import job_info
-
-    info = job_info(conn, session.job_id)
+    info = scheduler(conn).info(session.job_id)
     if info is None:
         session.state = "GONE" if session.state in ACTIVE_STATES else session.state
     else:
@@ -338,17 +363,18 @@ def refresh(conn, session: Session) -> Session:
 
 def cancel(conn, session: Session, *, wait: float = 30.0) -> Session:
     """scancel the job and wait (bounded) until SLURM says it is no longer running."""
-    from .slurm import cancel as scancel
-    from .slurm import job_info
-
-    scancel(conn, session.job_id)
+    scheduler(conn).cancel(session.job_id)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        info = job_info(conn, session.job_id)
+        info = scheduler(conn).info(session.job_id)
         if info is None or info.state not in ACTIVE_STATES:
             break
         time.sleep(0.5)
-    return refresh(conn, session)
+    session = refresh(conn, session)
+    if session.state == "COMPLETED" and session.job_id.startswith("local-"):
+        session.state = "CANCELLED"  # a local job has no scheduler to remember why it ended
+        save_session(session)
+    return session
 
 
 def read_log(conn, session: Session, *, offset: int = 0) -> tuple[str, int]:

@@ -128,3 +128,19 @@ def job_info(runner: Runner, job_id: str) -> JobInfo | None:
 
 def cancel(runner: Runner, job_id: str) -> None:
     runner.run(["scancel", job_id], timeout=30)
+
+
+class SlurmScheduler:
+    """sbatch/scontrol/scancel through a runner (the interface sessions use)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    def submit(self, script: str) -> str:
+        return submit(self.runner, script)
+
+    def info(self, job_id: str) -> JobInfo | None:
+        return job_info(self.runner, job_id)
+
+    def cancel(self, job_id: str) -> None:
+        cancel(self.runner, job_id)

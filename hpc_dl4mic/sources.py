@@ -4,6 +4,7 @@ config's URL downloaded once into the XDG cache."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from .config import NotebookConfig
@@ -86,8 +87,9 @@ def convert_target(target: str, *, mode: str, output: Path | None = None,
                         source_sha256=hashlib.sha256(source.read_bytes()).hexdigest(),
                         tool_version=__version__, data_dir=data_dir, results_dir=results_dir)
     suffix = ".ipynb" if mode == "interactive" else ".batch.ipynb"
+    as_dir = output is not None and (str(output).endswith(("/", os.sep)) or Path(output).is_dir())
     output = Path(output) if output else Path(source.stem + suffix)
-    if output.is_dir():
+    if as_dir:
         output = output / (source.stem + suffix)
     write_notebook(converted, output)
     return output

@@ -184,3 +184,32 @@ def test_unknown_host_key_is_refused_with_its_fingerprint(cluster, cluster_profi
     assert out.returncode == 1
     assert "SHA256:" in out.stderr and "--accept-new-host-key" in out.stderr
     assert empty.read_text() == ""
+
+
+def test_local_mode_runs_the_same_job_script_without_slurm(base_sif, state_env, tmp_path):
+    data, results = tmp_path / "data", tmp_path / "results"
+    args = ["submit", "StarDist_2D_DL4Mic", "--local", "--base", f"localimage:{base_sif}",
+            "--notebook", str(NOTEBOOK), "--requirements", str(SMALL_REQUIREMENTS),
+            "--no-browser", "--data", str(data), "--results", str(results)]
+    if any(CA_CERTS.glob("*.crt")):
+        args += ["--ca-certs", str(CA_CERTS)]
+    proc = subprocess.Popen(cli_argv(*args), env=state_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    url, progress = read_url(proc, timeout=900)
+    assert any("submitted job local-" in line for line in progress)
+    contents = api(url, "/api/contents")
+    assert any(item["name"].endswith(".ipynb") for item in contents["content"])
+    code, err = stop(proc, signal.SIGINT)
+    assert code == 130 and "keeps running" in err
+    assert port_open(url)  # the local job outlives the command, like a batch job
+    session = json.loads(run_cli(state_env, "status", "--json").stdout)
+    local = [s for s in session if s["profile"] == "local"]
+    assert len(local) == 1 and local[0]["state"] == "RUNNING"
+    cancelled = run_cli(state_env, "cancel", local[0]["id"])
+    assert "CANCELLED" in cancelled.stdout, cancelled.stderr
+    deadline = time.monotonic() + 30
+    while port_open(url) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not port_open(url)
+    notebooks = list((results / local[0]["id"]).glob("*.ipynb"))
+    assert notebooks, "the interactive notebook is copied into the session's results folder"
