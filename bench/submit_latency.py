@@ -221,33 +221,37 @@ def free_port() -> int:
 
 
 def cluster_load(conn) -> tuple[list[str], float]:
-    """(ids of jobs in the queue, 1-minute load average) on the shared test cluster."""
-    out = conn.run(["bash", "-c", "squeue -h -o %i; echo; cat /proc/loadavg"], check=False,
-                   timeout=30).stdout
-    jobs, _, load = out.rpartition("\n\n")
+    """(ids of jobs in the queue, CPU busy fraction over 0.5 s) on the shared test cluster."""
+    out = conn.run(["bash", "-c", "squeue -h -o %i; echo --; head -1 /proc/stat; sleep 0.5; "
+                    "head -1 /proc/stat"], check=False, timeout=30).stdout
+    jobs, _, stat = out.partition("--\n")
     try:
-        return jobs.split(), float(load.split()[0])
-    except (IndexError, ValueError):
+        a, b = ([int(x) for x in line.split()[1:]] for line in stat.splitlines()[:2])
+        total = sum(b) - sum(a)
+        idle = (b[3] + b[4]) - (a[3] + a[4])  # idle + iowait
+        return jobs.split(), 1.0 - idle / total if total > 0 else float("nan")
+    except (ValueError, IndexError):
         return jobs.split(), float("nan")
 
 
-def wait_quiet(conn, limit: float) -> tuple[int, float]:
-    """Wait (bounded) until no other job is queued; (jobs seen at the end, load average)."""
+def wait_quiet(conn, limit: float, max_busy: float) -> tuple[int, float]:
+    """Wait (bounded) until no other job is queued and the CPUs are mostly idle;
+    returns (jobs queued, CPU busy fraction) as last seen."""
     deadline = time.monotonic() + limit
     while True:
-        jobs, load = cluster_load(conn)
-        if not jobs or time.monotonic() >= deadline:
-            return len(jobs), load
+        jobs, busy = cluster_load(conn)
+        if (not jobs and not busy > max_busy) or time.monotonic() >= deadline:
+            return len(jobs), busy
         time.sleep(1.0)
 
 
-def measured(conn, quiet_wait: float, flow) -> dict:
+def measured(conn, quiet_wait: float, max_busy: float, flow) -> dict:
     """One run of ``flow`` with how busy the shared cluster was around it."""
-    before, load = wait_quiet(conn, quiet_wait)
+    before, busy = wait_quiet(conn, quiet_wait, max_busy)
     m = flow()
-    after, load_after = cluster_load(conn)
+    after, busy_after = cluster_load(conn)
     m.update(foreign_before=float(before), foreign_after=float(len(after)),
-             load_before=load, load_after=load_after)
+             busy_before=busy, busy_after=busy_after)
     return m
 
 
@@ -634,10 +638,10 @@ def report(ours: list[dict], ref: list[dict], offset: float) -> dict:
     ids = [m["job_id"] for m in runs if "job_id" in m]
     gaps = sum(1 for a, b in zip(ids, ids[1:]) if b - a > 1)
     busy = sum(1 for m in runs if m["foreign_before"] or m["foreign_after"])
-    loads = summary([m["load_before"] for m in runs])
-    shown = f"{loads[0]:.2f} [{loads[1]:.2f}-{loads[2]:.2f}]" if loads else "-"
+    loads = summary([m["busy_before"] for m in runs])
+    shown = f"{loads[0]:.0%} [{loads[1]:.0%}-{loads[2]:.0%}]" if loads else "-"
     print(f"\nshared cluster: {busy} of {len(runs)} runs had other jobs queued before/after; "
-          f"{gaps} foreign job id(s) interleaved; 1-min load average at run start {shown}")
+          f"{gaps} foreign job id(s) interleaved; CPU busy just before a run {shown}")
     print()
     if ov is not None:
         verdict = "PASS" if ov[0] <= 1.0 else "FAIL"
@@ -677,7 +681,9 @@ def main() -> int:
                         help="pause between runs after a job has ended")
     parser.add_argument("--quiet-wait", type=float, default=120.0,
                         help="before each run, wait up to this long for other jobs to leave "
-                             "the shared cluster's queue")
+                             "the shared cluster's queue and its CPUs to calm down")
+    parser.add_argument("--max-busy", type=float, default=0.25,
+                        help="CPU busy fraction (0-1) below which a run may start")
     parser.add_argument("--json", type=Path, help="also write the raw moments here")
     args = parser.parse_args()
 
@@ -714,12 +720,12 @@ def main() -> int:
                     flows.append(("reference ", ref, lambda: run_reference(
                         ssh, conn, str(image.path), profile, **kw)))
                 for name, sink, flow in flows:
-                    m = measured(conn, args.quiet_wait, flow)
+                    m = measured(conn, args.quiet_wait, args.max_busy, flow)
                     p = phases(m)
                     busy = m["foreign_before"] + m["foreign_after"]
                     log(f"{tag} {name}: t0->URL {p['total_url']:.3f} s, ->200 "
                         f"{p['total_200']:.3f} s, overhead {p['overhead']:.3f} s (job "
-                        f"{m.get('job_id', 0):.0f}, load {m['load_before']:.2f}"
+                        f"{m.get('job_id', 0):.0f}, CPU busy before {m['busy_before']:.0%}"
                         f"{', OTHER JOBS QUEUED' if busy else ''})")
                     if i >= args.warmup:
                         sink.append(m)

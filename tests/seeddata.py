@@ -21,26 +21,24 @@ def config_paths() -> list[Path]:
     return sorted(CONFIGS.glob("*/*/configuration.yaml"))
 
 
-def seed_notebook(config_path: Path) -> Path | None:
-    """The local copy of a config's notebook (by notebook_url's basename), or None."""
+def _seed_file(config_path: Path, url_key: str, shared_dir: Path) -> Path | None:
     block = yaml.safe_load(config_path.read_text())["config"]["dl4miceverywhere"]
-    base = block["notebook_url"].rsplit("/", 1)[-1]
+    base = block[url_key].rsplit("/", 1)[-1]
     bespoke = SEED_CONFIGS / config_path.parent.parent.name / config_path.parent.name / base
-    for candidate in (COLAB_NOTEBOOKS / base, bespoke):
+    for candidate in (shared_dir / base, bespoke):
         if candidate.is_file():
             return candidate
     return None
+
+
+def seed_notebook(config_path: Path) -> Path | None:
+    """The local copy of a config's notebook (by notebook_url's basename), or None."""
+    return _seed_file(config_path, "notebook_url", COLAB_NOTEBOOKS)
 
 
 def seed_requirements(config_path: Path) -> Path | None:
     """The local copy of a config's requirements file, or None."""
-    block = yaml.safe_load(config_path.read_text())["config"]["dl4miceverywhere"]
-    base = block["requirements_url"].rsplit("/", 1)[-1]
-    bespoke = SEED_CONFIGS / config_path.parent.parent.name / config_path.parent.name / base
-    for candidate in (REQUIREMENTS / base, bespoke):
-        if candidate.is_file():
-            return candidate
-    return None
+    return _seed_file(config_path, "requirements_url", REQUIREMENTS)
 
 
 def configs_with_notebooks() -> list[tuple[Path, Path]]:

@@ -264,3 +264,23 @@ def test_remote_build_on_the_login_node(cluster, base_sif, remote_profile):
               timeout=900)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["path"].startswith(cache_dir + "/")
+
+
+def test_cache_build_continues_past_failures_and_reports_them(notebook_image, image_cache,
+                                                              base_sif, tmp_path):
+    inputs, result = notebook_image
+    config = resolve_target(TARGET)
+    requirements_dir = tmp_path / "reqs"
+    requirements_dir.mkdir()
+    shutil.copyfile(SMALL_REQUIREMENTS, requirements_dir / config.requirements_filename)
+    out = cli("cache", "build", TARGET, "FRUNet-Exosomes", "--notebook-dir",
+              str(COLAB_NOTEBOOKS), "--requirements-dir", str(requirements_dir), "--base",
+              f"localimage:{base_sif}", "--cache", str(image_cache.directory), "--json",
+              *(["--ca-certs", str(ca_certs())] if ca_certs() else []), timeout=900)
+    assert out.returncode == 1
+    report = json.loads(out.stdout)
+    assert [b["name"] for b in report["built"]] == [TARGET]
+    assert report["built"][0]["cached"] is True  # same inputs as the image built above
+    assert report["built"][0]["path"] == str(result.path)
+    assert [f["name"] for f in report["failed"]] == ["FRUNet-Exosomes"]
+    assert "--notebook" in report["failed"][0]["error"]

@@ -101,10 +101,17 @@ def run_cli(env, *args: str, timeout: float = 120) -> subprocess.CompletedProces
 
 def test_submit_tunnel_connect_logs_fetch_cancel(cluster, base_sif, cluster_profile, state_env,
                                                  tmp_path):
-    proc = subprocess.Popen(cli_argv(*submit_args(base_sif, cluster_profile)), env=state_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
+    upload = tmp_path / "my-images"
+    (upload / "sub").mkdir(parents=True)
+    (upload / "sub" / "cells.txt").write_text("nuclei\n")
+    data_dir = f"{cluster.user_home}/e2e-data-{os.getpid()}"
+    proc = subprocess.Popen(cli_argv(*submit_args(base_sif, cluster_profile, "--upload",
+                                                  str(upload), "--data", data_dir)),
+                            env=state_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL)
     url, progress = read_url(proc, timeout=900)
+    assert any("uploaded 1 changed file(s)" in line for line in progress)
+    assert cluster.ssh(["cat", f"{data_dir}/sub/cells.txt"]).stdout == "nuclei\n"
     assert any("submitted job" in line for line in progress)
     assert any("running on" in line for line in progress)
     token = parse_qs(urlparse(url).query)["token"][0]
