@@ -272,7 +272,7 @@ def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None =
     with ``sbatch --wait``); the default comes from the profile.
     """
     from .cache import image_stem
-    from .slurm import render_template, sbatch_lines, submit, with_modules
+    from .slurm import render_template, sbatch_lines, with_modules
 
     started = time.monotonic()
     say = progress or (lambda _line: None)
@@ -312,9 +312,9 @@ def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None =
                       *(["--fakeroot"] if fakeroot else []), "image.sif", inputs.definition_name]
         if mode == "login":
             say(f"building {inputs.name} on the login node ({' '.join(build_argv[:2])}) ...")
-            result = conn.run(with_modules(build_argv, profile.modules), cwd=tmp, check=False,
-                              timeout=timeout)
-            log = result.stdout + result.stderr
+            result = conn.stream(with_modules(build_argv, profile.modules), cwd=tmp,
+                                 check=False, timeout=timeout, on_line=say)
+            log = result.stdout
             ok = result.returncode == 0
         elif mode == "slurm":
             script = render_template(
@@ -327,11 +327,8 @@ def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None =
                 modules=profile.modules, build_argv=build_argv)
             conn.write_file(f"{tmp}/build.sbatch", script, mode=0o700)
             say(f"submitting a SLURM build job for {inputs.name} (sbatch --wait) ...")
-            try:
-                submit(conn, f"{tmp}/build.sbatch", wait=True, timeout=timeout)
-                ok = True
-            except Exception:  # noqa: BLE001 - the log tail explains it
-                ok = False
+            ok = _wait_for_build_job(conn, f"{tmp}/build.sbatch", f"{tmp}/build.log", say,
+                                     timeout)
             log = conn.read_file(f"{tmp}/build.log").decode("utf-8", "replace") \
                 if conn.exists(f"{tmp}/build.log") else ""
         else:
@@ -357,6 +354,39 @@ def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None =
     finally:
         conn.run(["rm", "-rf", tmp], check=False, timeout=120)
     return BuildResult(Path(sif), inputs.key, inputs.name, False, time.monotonic() - started)
+
+
+def _wait_for_build_job(conn, script: str, log_path: str, say: Progress,
+                        timeout: float | None) -> bool:
+    """``sbatch --wait`` in a thread; meanwhile the job log's new lines go to ``say``."""
+    import threading
+
+    from .slurm import submit
+
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["job"] = submit(conn, script, wait=True, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - reported through the log tail
+            outcome["error"] = exc
+
+    waiter = threading.Thread(target=run, daemon=True)
+    waiter.start()
+    offset, pending = 0, ""
+    while waiter.is_alive():
+        waiter.join(2.0)
+        try:
+            with conn.sftp().open(log_path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except OSError:
+            continue
+        offset += len(data)
+        *lines, pending = (pending + data.decode("utf-8", "replace")).split("\n")
+        for line in lines:
+            say(line)
+    return "error" not in outcome
 
 
 @dataclass

@@ -535,6 +535,60 @@ class Connection:
             raise command_failed(result)
         return result
 
+    def stream(self, argv: Sequence[str], *, on_line: Callable[[str], None] | None = None,
+               check: bool = True, timeout: float | None = None,
+               env: Mapping[str, str] | None = None, cwd: str | None = None) -> Result:
+        """Run ``argv`` remotely with stdout+stderr merged, handing each line to ``on_line``
+        as it arrives (like :meth:`LocalRunner.stream`)."""
+        import time
+
+        import paramiko
+
+        argv = [str(a) for a in argv]
+        command = remote_command(argv, env=env, cwd=cwd)
+        try:
+            chan = self.transport.open_session(timeout=30.0)
+            chan.set_combine_stderr(True)
+            chan.exec_command(command)
+            chan.shutdown_write()
+            chan.settimeout(1.0)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise self._lost(f"cannot start {argv[0]}", exc) from exc
+        deadline = None if timeout is None else time.monotonic() + timeout
+        chunks: list[bytes] = []
+        pending = b""
+        try:
+            while True:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise CommandError(f"{argv[0]} timed out after {timeout:g} s on "
+                                       f"{self.target.hostname}", argv=argv,
+                                       stderr=b"".join(chunks).decode("utf-8", "replace"))
+                try:
+                    data = chan.recv(65536)
+                except socket.timeout:
+                    continue
+                if not data:
+                    break
+                chunks.append(data)
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                if on_line is not None:
+                    for line in lines:
+                        on_line(line.decode("utf-8", "replace"))
+            if pending and on_line is not None:
+                on_line(pending.decode("utf-8", "replace"))
+            chan.status_event.wait(10.0)
+        finally:
+            chan.close()
+        status = chan.exit_status
+        if status == -1 and not self.transport.is_active():
+            raise self._lost(f"{argv[0]} did not finish", None)
+        output = b"".join(chunks).decode("utf-8", "replace")
+        result = Result(argv, status, output, output)
+        if check and status != 0:
+            raise command_failed(result)
+        return result
+
     def _lost(self, what: str, exc: BaseException | None) -> RemoteError:
         detail = f": {_one_line(exc)}" if exc is not None and str(exc) else ""
         if not self.transport.is_active():
