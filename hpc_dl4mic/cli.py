@@ -639,10 +639,16 @@ def status(session_id: str | None, as_json: bool, show_all: bool) -> None:
     by_profile: dict[str, list] = {}
     for s in active:
         by_profile.setdefault(s.profile, []).append(s)
-    for group in by_profile.values():
-        with open_connection(session_profile(group[0])) as conn:
-            for s in group:
-                refresh(conn, s)
+    from .errors import HpcDl4micError
+
+    for name, group in by_profile.items():
+        try:
+            with open_connection(session_profile(group[0])) as conn:
+                for s in group:
+                    refresh(conn, s)
+        except HpcDl4micError as exc:  # one unreachable cluster must not hide the others
+            click.echo(f"hpc-dl4mic: {name}: {str(exc).splitlines()[0]} (states not updated)",
+                       err=True)
     shown = sessions if (show_all or session_id) else [s for s in sessions
                                                        if s.state in ACTIVE_STATES]
     if as_json:
