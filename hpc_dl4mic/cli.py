@@ -523,6 +523,10 @@ def _attach_options(func):
                      help="Cancel the job when this command ends (default: keep it)."),
         click.option("--timeout", "ready_timeout", type=float, default=600.0,
                      show_default=True, help="Seconds to wait for Jupyter to be ready."),
+        click.option("--tunnel", type=click.Choice(["paramiko", "openssh"]),
+                     default="paramiko", show_default=True,
+                     help="Forward through this command's SSH connection, or with the "
+                          "system's `ssh -L` (faster bulk transfers; needs key/agent login)."),
     ]):
         func = option(func)
     return func
@@ -551,7 +555,7 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
            data: str | None, results: str | None, upload: Path | None, partition: str | None,
            time_: str | None, gres: str | None, gpus: str | None, cpus: int | None,
            mem: str | None, account: str | None, qos: str | None, local_port: int,
-           no_browser: bool, cancel_on_exit: bool, ready_timeout: float,
+           no_browser: bool, cancel_on_exit: bool, ready_timeout: float, tunnel: str,
            accept_new_host_key: bool, profile_file: Path | None, verbose: bool) -> None:
     """Run TARGET's Jupyter in a SLURM job on the cluster and tunnel it here.
 
@@ -593,7 +597,8 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
                                  build_progress=_progress(verbose))
         reason = run_attached(conn, session, ready_timeout=ready_timeout, local_port=local_port,
                               say=say, on_ready=_on_ready(no_browser),
-                              cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel)
+                              cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel,
+                              tunnel=tunnel)
     if reason == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
 
@@ -604,7 +609,7 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
 @click.option("--accept-new-host-key", is_flag=True,
               help="Trust and remember an unknown SSH host key.")
 def connect(session_id: str, local_port: int, no_browser: bool, cancel_on_exit: bool,
-            ready_timeout: float, accept_new_host_key: bool) -> None:
+            ready_timeout: float, tunnel: str, accept_new_host_key: bool) -> None:
     """Re-open the tunnel to a running session's Jupyter."""
     from .session import find_session, open_connection, run_attached, session_profile
 
@@ -613,7 +618,8 @@ def connect(session_id: str, local_port: int, no_browser: bool, cancel_on_exit: 
                          accept_new_host_key=accept_new_host_key) as conn:
         reason = run_attached(conn, session, ready_timeout=ready_timeout, local_port=local_port,
                               say=_progress(True), on_ready=_on_ready(no_browser),
-                              cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel)
+                              cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel,
+                              tunnel=tunnel)
     if reason == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
 

@@ -89,7 +89,8 @@ class LocalHost:
     def open(self, path: str, mode: str = "rb"):
         return open(path, mode)
 
-    def forward(self, host: str, port: int, *, local_port: int = 0) -> _DirectForward:
+    def forward(self, host: str, port: int, *, local_port: int = 0,
+                via: str = "paramiko") -> _DirectForward:
         if local_port and local_port != port:
             raise InputError("--port does not apply to --local sessions (Jupyter listens on "
                              f"127.0.0.1:{port} directly)")

@@ -301,13 +301,15 @@ def upload_tree(conn, local: Path, remote: str, *, say: Say) -> int:
 
 
 def attach(conn, session: Session, endpoint: Endpoint, *, local_port: int = 0, say: Say,
-           on_ready: Callable[[str], None], stop: threading.Event | None = None) -> str:
+           on_ready: Callable[[str], None], stop: threading.Event | None = None,
+           tunnel: str = "paramiko") -> str:
     """Forward a local port to Jupyter until interrupted, the job ends or ``stop`` is set.
 
     Returns why it stopped: ``"interrupted"`` or ``"job-ended"``.
     """
     stop = stop or threading.Event()
-    with conn.forward(endpoint.host, endpoint.port, local_port=local_port) as forward:
+    with conn.forward(endpoint.host, endpoint.port, local_port=local_port,
+                      via=tunnel) as forward:
         session.local_port = forward.local_port
         save_session(session)
         on_ready(lab_url(forward.local_port, endpoint.token))
@@ -444,7 +446,7 @@ def fetch(conn, session: Session, dest: Path, *, say: Say) -> list[Path]:
 
 def run_attached(conn, session: Session, *, ready_timeout: float, local_port: int, say: Say,
                  on_ready: Callable[[str], None], cancel_on_exit: bool,
-                 ask_cancel: Callable[[str], bool] | None) -> str:
+                 ask_cancel: Callable[[str], bool] | None, tunnel: str = "paramiko") -> str:
     """Wait for Jupyter, tunnel it until Ctrl-C / SIGTERM / the job ends, then apply the
     exit policy (cancel with ``cancel_on_exit``, else ask, else keep). Returns the reason."""
     from .runner import terminating
@@ -453,7 +455,7 @@ def run_attached(conn, session: Session, *, ready_timeout: float, local_port: in
         try:
             endpoint = wait_until_ready(conn, session, timeout=ready_timeout, say=say)
             reason = attach(conn, session, endpoint, local_port=local_port, say=say,
-                            on_ready=on_ready)
+                            on_ready=on_ready, tunnel=tunnel)
         except (KeyboardInterrupt, Interrupted):
             reason = "interrupted"
     if reason == "interrupted":

@@ -595,11 +595,15 @@ class Connection:
             detail = ": the SSH connection was lost" + detail
         return RemoteError(f"ssh {self.target.display}: {what}{detail}")
 
-    def forward(self, remote_host: str, remote_port: int, *,
-                local_port: int = 0) -> LocalForward:
-        """A local port forward (127.0.0.1:local_port → remote_host:remote_port)."""
-        from .tunnel import LocalForward
+    def forward(self, remote_host: str, remote_port: int, *, local_port: int = 0,
+                via: str = "paramiko") -> LocalForward:
+        """A local port forward (127.0.0.1:local_port → remote_host:remote_port), through
+        this connection (``via="paramiko"``) or the system's ``ssh -N -L`` (``"openssh"``)."""
+        from .tunnel import LocalForward, OpenSshForward
 
+        if via == "openssh":
+            return OpenSshForward(self.target, remote_host, remote_port,  # type: ignore
+                                  local_port=local_port)
         return LocalForward(self, remote_host, remote_port, local_port=local_port)
 
     # ---- SFTP

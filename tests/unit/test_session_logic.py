@@ -47,7 +47,7 @@ class FakeConn:
             raise RemoteError(f"{path}: no such file")
         return self.files[path]
 
-    def forward(self, host, port, *, local_port=0):
+    def forward(self, host, port, *, local_port=0, via="paramiko"):
         self.forwarded = (host, port)
         return FakeForward()
 
