@@ -142,7 +142,9 @@ def test_submit_tunnel_connect_logs_fetch_cancel(cluster, base_sif, cluster_prof
     assert "RUNNING" in cluster.ssh(["squeue", "-h", "-j", job_id, "-o", "%T"]).stdout
 
     # connect re-opens the tunnel to the same Jupyter
-    again = subprocess.Popen(cli_argv("connect", session["id"], "--no-browser"), env=state_env,
+    # connect re-opens it, here through the system's ssh -L
+    again = subprocess.Popen(cli_argv("connect", session["id"], "--no-browser", "--tunnel",
+                                      "openssh"), env=state_env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              stdin=subprocess.DEVNULL)
     url2, _ = read_url(again, timeout=120)
