@@ -42,6 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from hpc_dl4mic.errors import HpcDl4micError  # noqa: E402
 from hpc_dl4mic.profiles import Profile  # noqa: E402
 
 CLUSTER_BASE = Path(os.environ.get("HPC_DL4MIC_CLUSTER", "/tmp/hpc-dl4mic-cluster"))
@@ -53,6 +54,7 @@ REQUIREMENTS = REPO / "tests" / "data" / "requirements-small.txt"
 CA_CERTS = Path("/usr/local/share/ca-certificates")
 TARGET = "StarDist_2D_DL4Mic"
 REF_POLL = 0.5  # the hand-written flow polls its ready file every 0.5 s
+NAN = float("nan")
 
 
 class BenchError(RuntimeError):
@@ -126,6 +128,12 @@ def remote_times(conn, paths: list[str], offset: float) -> dict[str, tuple[float
         m = float(mtime.replace(",", "."))
         out[name] = ((b or m) - offset, m - offset)
     return out
+
+
+def birth(times: dict, path: str, index: int = 0) -> float:
+    """Birth (index 0) or mtime (1) of ``path`` from :func:`remote_times`; NaN if missing."""
+    value = times.get(path)
+    return value[index] if value else NAN
 
 
 def find_glob(times: dict, part: str) -> tuple[float, float] | None:
@@ -350,14 +358,13 @@ def run_ours(conn, poll_conn, inputs, profile: Profile, *, timeout: float, offse
                                     f"{res}/{names[0] if names else 'x'}",
                                     f"{sd}/runtime/jpserver-*", f"{sd}/connection.json"],
                              offset)
-        m["job_start"] = times[f"{sd}/job.log"][0]
-        m["script_start"] = times[res][0]
-        m["runtime_dir"] = times[f"{sd}/runtime"][0]
-        nb = times.get(f"{res}/{names[0]}") if names else None
-        m["copy_done"] = nb[1] if nb else m["runtime_dir"]
+        m["job_start"] = birth(times, f"{sd}/job.log")
+        m["script_start"] = birth(times, res)
+        m["runtime_dir"] = birth(times, f"{sd}/runtime")
+        m["copy_done"] = birth(times, f"{res}/{names[0]}", 1) if names else m["runtime_dir"]
         jp = find_glob(times, "/runtime/jpserver-")
-        m["jupyter_listening"] = jp[0] if jp else float("nan")
-        m["conn_written"] = times[f"{sd}/connection.json"][0]
+        m["jupyter_listening"] = jp[0] if jp else NAN
+        m["conn_written"] = birth(times, f"{sd}/connection.json")
         if poller.running_at():
             m["running_polled"] = poller.running_at()
     finally:
@@ -513,11 +520,11 @@ def run_reference(ssh: OpenSsh, conn, image: str, profile: Profile, *, timeout: 
         m["http200"] = first_200(f"http://127.0.0.1:{local}", token)
         times = remote_times(conn, [f"{d}/job.log", f"{d}/runtime", f"{d}/runtime/jpserver-*",
                                     f"{d}/ready"], offset)
-        m["job_start"] = times[f"{d}/job.log"][0]
-        m["runtime_dir"] = times[f"{d}/runtime"][0]
+        m["job_start"] = birth(times, f"{d}/job.log")
+        m["runtime_dir"] = birth(times, f"{d}/runtime")
         jp = find_glob(times, "/runtime/jpserver-")
-        m["jupyter_listening"] = jp[0] if jp else float("nan")
-        m["conn_written"] = times[f"{d}/ready"][0]
+        m["jupyter_listening"] = jp[0] if jp else NAN
+        m["conn_written"] = birth(times, f"{d}/ready")
         if poller.running_at():
             m["running_polled"] = poller.running_at()
     finally:
@@ -546,7 +553,7 @@ def run_reference(ssh: OpenSsh, conn, image: str, profile: Profile, *, timeout: 
 
 def phases(m: dict) -> dict[str, float]:
     """Durations (seconds) from one run's moments."""
-    nan = float("nan")
+    nan = NAN
 
     def d(a: str, b: str) -> float:
         return m[b] - m[a] if a in m and b in m else nan
@@ -735,7 +742,7 @@ def main() -> int:
                 args.json.write_text(json.dumps({"ours": ours, "reference": ref,
                                                  "summary": out, "clock_offset": offset},
                                                 indent=1) + "\n")
-    except (BenchError, subprocess.TimeoutExpired) as exc:
+    except (BenchError, HpcDl4micError, subprocess.TimeoutExpired) as exc:
         print(f"submit_latency: {exc}", file=sys.stderr)
         return 1
     finally:

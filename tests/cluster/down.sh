@@ -54,6 +54,7 @@ if [ -s "$BASE/ctld/slurmctld.pid" ] && alive "$(cat "$BASE/ctld/slurmctld.pid")
   stamp "cancelled $TEST_USER's jobs"
 fi
 stop sshd      "$BASE/sshd/sshd.pid"
+stop sshd-2fa  "$BASE/sshd-2fa/sshd.pid"
 stop slurmd    "$BASE/slurmd/slurmd.pid"
 stop slurmctld "$BASE/ctld/slurmctld.pid"
 stop munged    /run/munge/munged.pid
