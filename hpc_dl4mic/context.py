@@ -83,21 +83,40 @@ CONVERSION_STAMP = "hpc-dl4mic conversion 1"
 
 
 def image_notebooks(config: NotebookConfig, source: Path) -> dict[str, bytes]:
-    """The converted notebooks that go into the image, by name (interactive, batch)."""
-    import hashlib
+    """The converted notebooks that go into the image, by name (interactive, batch).
 
-    from .notebook import convert, notebook_text, read_notebook
+    Conversion is deterministic, so its output is memoised in the XDG cache under a hash of
+    the source bytes, the options and the converter's own code: a cache hit of ``build``
+    does not even import nbformat.
+    """
+    import hashlib
+    import json
+
+    from . import notebook as notebook_module
+    from .fsutil import cache_home
 
     source = Path(source)
-    nb = read_notebook(source)
-    common = dict(sections_to_remove=config.sections_to_remove,
+    data = source.read_bytes()
+    common = dict(sections_to_remove=list(config.sections_to_remove),
                   source_name=config.notebook_filename, config_name=config.name,
-                  source_sha256=hashlib.sha256(source.read_bytes()).hexdigest(),
+                  source_sha256=hashlib.sha256(data).hexdigest(),
                   tool_version=CONVERSION_STAMP)
+    converter = hashlib.sha256(Path(notebook_module.__file__).read_bytes()).hexdigest()
+    memo = cache_home() / "converted" / hashlib.sha256(
+        json.dumps({**common, "converter": converter}, sort_keys=True).encode()).hexdigest()[:32]
+    names = notebook_names(config)
+    if all((memo / name).is_file() for name in names):
+        return {name: (memo / name).read_bytes() for name in names}
+    nb = notebook_module.read_notebook(source)
     out = {}
-    for name, mode in zip(notebook_names(config), ("interactive", "batch")):
-        converted = convert(nb, mode=mode, **common)
-        out[name] = notebook_text(converted, f"{source} ({mode})").encode()
+    for name, mode in zip(names, ("interactive", "batch")):
+        converted = notebook_module.convert(nb, mode=mode, **common)
+        out[name] = notebook_module.notebook_text(converted, f"{source} ({mode})").encode()
+    try:
+        for name, text in out.items():
+            atomic_write(memo / name, text)
+    except OSError:
+        pass  # a read-only cache only costs the conversion next time
     return out
 
 

@@ -7,6 +7,7 @@ Python decides (base, Python interpreter, pins, files); the Jinja templates in
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from dataclasses import dataclass, field, replace
@@ -83,7 +84,8 @@ def notebook_names(config: NotebookConfig) -> tuple[str, str]:
     return f"{stem}.ipynb", f"{stem}.batch.ipynb"
 
 
-def _environment():  # lazily built: jinja2 costs ~100 ms to import
+@functools.lru_cache(maxsize=1)
+def _environment():  # lazily built and kept: jinja2 costs ~100 ms to import, templates to compile
     import jinja2
 
     from .resources import data_dir
