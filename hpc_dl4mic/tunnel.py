@@ -229,41 +229,32 @@ class _Pair:
         finally:
             self._down_done.set()
 
-    def _pump_up(self) -> None:
-        """Local client → SSH channel."""
-        client, chan, n = self.client, self.chan, self.bufsize
+    def _pump(self, recv: Callable[[int], bytes], send: Callable[[bytes], Any],
+              finish: Callable[[], Any]) -> bool:
+        """Copy until EOF, then half-close the other side; False when it broke instead."""
+        n = self.bufsize
         try:
-            while True:
-                data = client.recv(n)
-                if not data:
-                    break
-                chan.sendall(data)
+            while data := recv(n):
+                send(data)
         except Exception:  # OSError, EOFError, paramiko's SSHException: end this connection
             self.abort()
-            return
+            return False
         try:
-            chan.shutdown_write()
+            finish()
         except Exception:
             self.abort()
+            return False
+        return True
+
+    def _pump_up(self) -> None:
+        """Local client → SSH channel."""
+        self._pump(self.client.recv, self.chan.sendall, self.chan.shutdown_write)
 
     def _pump_down(self) -> None:
         """SSH channel → local client."""
-        client, chan, n = self.client, self.chan, self.bufsize
-        try:
-            while True:
-                data = chan.recv(n)
-                if not data:
-                    break
-                client.sendall(data)
-        except Exception:
-            self.abort()
-            return
-        try:
-            client.shutdown(socket.SHUT_WR)
-        except OSError:
-            self.abort()
-            return
-        if chan.closed:
+        client = self.client
+        if self._pump(self.chan.recv, client.sendall, lambda: client.shutdown(socket.SHUT_WR)) \
+                and self.chan.closed:
             # The far side is gone entirely: nothing more can be sent, so let the
             # local client see the end instead of waiting on its next request.
             _shutdown(client)
