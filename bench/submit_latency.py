@@ -3,22 +3,26 @@
 Drives the library in-process against the local test cluster (tests/cluster/up.sh) so each
 phase can be timestamped: the same calls as `hpc-dl4mic submit StarDist_2D_DL4Mic` (submit,
 wait_until_ready, attach), with the image built (or found) before any timing starts.
-Each run is bracketed by an in-run reference: a hand-written flow with OpenSSH (one
+Each run is paired with an in-run reference: a hand-written flow with OpenSSH (one
 ControlMaster, like our one open connection) that sbatches a minimal job starting the same
 Jupyter in the same SIF, polls the file the job writes every 0.5 s and adds an ``ssh -L``.
 
-    python bench/submit_latency.py [--runs 5] [--warmup 1] [--no-reference] [--json]
+    python bench/submit_latency.py [--runs 5] [--warmup 1] [--no-reference] [--json PATH]
 
 Moments (wall clock; the cluster's file times are corrected by the measured clock offset):
   t0        just before ``sbatch`` is sent (submit()'s image check and uploads come before
             it and are shown separately)
   job start creation time of the job log (slurmstepd opens it right before the script);
             cross-checked by our own 0.1 s poll of scontrol and by SLURM's StartTime (1 s)
-  Jupyter   from its ``apptainer exec`` (after the job script's notebook copy) to the
-            birth of Jupyter's runtime file jpserver-*.json (written once it listens)
+  Jupyter   from its ``apptainer exec`` (the copied notebook's mtime, so the copy
+            container's teardown counts as Jupyter's) to the birth of Jupyter's runtime
+            file jpserver-*.json (written once it listens)
   connection.json written / read by the client, URL printed (forward open), first HTTP
   200 of /api/status through the tunnel.
 Our overhead = (URL - t0) - (job start - t0) - Jupyter start. Target (issue 5): <= 1 s.
+Before each run it waits (bounded) for the shared cluster to have no other jobs and idle
+CPUs, and reports how busy it was. Jobs are cancelled and their folders removed after each
+run (kept, and named, when a run fails).
 """
 
 from __future__ import annotations
@@ -321,6 +325,7 @@ def run_ours(conn, poll_conn, inputs, profile: Profile, *, timeout: float, offse
     errors: list[BaseException] = []
     thread = None
     info = None
+    ok = False
 
     def say(msg: str) -> None:
         said.append((time.time(), msg))
@@ -367,6 +372,7 @@ def run_ours(conn, poll_conn, inputs, profile: Profile, *, timeout: float, offse
         m["conn_written"] = birth(times, f"{sd}/connection.json")
         if poller.running_at():
             m["running_polled"] = poller.running_at()
+        ok = True
     finally:
         stop.set()
         if thread is not None:
@@ -381,9 +387,12 @@ def run_ours(conn, poll_conn, inputs, profile: Profile, *, timeout: float, offse
             elif job.get("id"):  # submit() failed after sbatch
                 scancel(conn, job["id"])
         finally:
-            if session is not None:
+            if session is not None and ok:
                 conn.run(["rm", "-rf", session.session_dir, session.work_results], check=False,
                          timeout=60)
+            elif session is not None:
+                log(f"run failed: kept {session.session_dir} and {session.work_results} on "
+                    "the cluster for inspection")
     if info is not None and (start := scontrol_seconds(info.start_time)):
         m["slurm_start_time"] = start
     m.update({f"n_{k}": float(v) for k, v in counts.items()})
@@ -485,6 +494,7 @@ def run_reference(ssh: OpenSsh, conn, image: str, profile: Profile, *, timeout: 
     job_id = ""
     forward = ""
     polls = 0
+    ok = False
     try:
         m["t0"] = time.time()
         out = ssh.run("sbatch --parsable", input=script).stdout.strip()
@@ -527,6 +537,7 @@ def run_reference(ssh: OpenSsh, conn, image: str, profile: Profile, *, timeout: 
         m["conn_written"] = birth(times, f"{d}/ready")
         if poller.running_at():
             m["running_polled"] = poller.running_at()
+        ok = True
     finally:
         poller.stop()
         if forward:
@@ -543,7 +554,10 @@ def run_reference(ssh: OpenSsh, conn, image: str, profile: Profile, *, timeout: 
                 if not state:
                     break
                 time.sleep(0.5)
-        ssh.run(f"rm -rf {shlex.quote(d)}", check=False, timeout=60)
+        if ok:
+            ssh.run(f"rm -rf {shlex.quote(d)}", check=False, timeout=60)
+        else:
+            log(f"reference run failed: kept {d} on the cluster for inspection")
     m["n_read_file"] = float(polls)
     m["n_state_polls"] = float(poller.polls)
     return m

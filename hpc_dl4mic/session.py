@@ -146,21 +146,36 @@ def job_log_tail(conn, session: Session, lines: int = 20) -> str:
         return "(no job log)"
 
 
-def wait_until_ready(conn, session: Session, *, timeout: float = 600.0, say: Say,
-                     poll: float = 0.25) -> Endpoint:
-    """Poll SLURM and the connection file until Jupyter answers; say each state change.
+STATE_POLL_QUEUED = 1.0  # seconds between scheduler queries until the job runs
+STATE_POLL_RUNNING = 3.0  # then the connection file is the signal; the scheduler only
+ATTACHED_STATE_POLL = 15.0  # says whether the job died. While attached: walltime + job end.
+SCHEDULER_ERRORS_TOLERATED = 3  # busy slurmctlds time out now and then
 
-    A job that fails or ends first is an error with the tail of its log.
+
+def wait_until_ready(conn, session: Session, *, timeout: float = 600.0, say: Say,
+                     poll: float = 0.1) -> Endpoint:
+    """Poll the scheduler and the connection file until Jupyter answers; say each state
+    change. A job that fails or ends first is an error with the tail of its log.
     """
     deadline = time.monotonic() + timeout
     last = ""
     next_state_check = 0.0
+    errors = 0
     info = None
     while True:
         now = time.monotonic()
         if now >= next_state_check:
-            info = scheduler(conn).info(session.job_id)
-            next_state_check = now + 1.0
+            try:
+                info = scheduler(conn).info(session.job_id)
+                errors = 0
+            except RemoteError:
+                errors += 1
+                if errors > SCHEDULER_ERRORS_TOLERATED:
+                    raise
+                next_state_check = now + STATE_POLL_QUEUED
+                continue
+            next_state_check = now + (STATE_POLL_RUNNING if info and info.state == "RUNNING"
+                                      else STATE_POLL_QUEUED)
             state = info.state if info else "GONE"
             shown = f"{state} ({info.reason})" if info and state == "PENDING" else state
             if shown != last:
@@ -315,7 +330,7 @@ def attach(conn, session: Session, endpoint: Endpoint, *, local_port: int = 0, s
         on_ready(lab_url(forward.local_port, endpoint.token))
         warned = False
         try:
-            while not stop.wait(2.0):
+            while not stop.wait(ATTACHED_STATE_POLL):
                 info = scheduler(conn).info(session.job_id)
                 if info is None or info.state not in ACTIVE_STATES:
                     session.state = info.state if info else "GONE"

@@ -161,3 +161,35 @@ def test_job_script_quotes_paths_and_keeps_the_token_out_of_argv(session):
     assert "--ServerApp.token" not in script and "JUPYTER_TOKEN=" in script
     assert "#SBATCH --partition=gpu" in script
     assert "od -An -N32 -tx1 /dev/urandom" in script
+
+
+def test_transient_scheduler_errors_are_tolerated(session, monkeypatch):
+    class Flaky(FakeScheduler):
+        calls = 0
+
+        def info(self, job_id):
+            Flaky.calls += 1
+            if Flaky.calls <= 2:
+                raise RemoteError("scontrol: Socket timed out on send/recv operation")
+            return super().info(job_id)
+
+    use(monkeypatch, Flaky(["RUNNING"]))
+    conn = FakeConn({"/w/sessions/S-1/connection.json":
+                     b'{"host": "node7", "port": 4321, "token": "t0k"}'})
+    monkeypatch.setattr(sess.time, "sleep", lambda s: None)
+    clock = iter(range(0, 10**6, 2))
+    monkeypatch.setattr(sess.time, "monotonic", lambda: next(clock))
+    assert sess.wait_until_ready(conn, session, timeout=100, say=lambda _l: None).port == 4321
+
+
+def test_persistent_scheduler_errors_are_reported(session, monkeypatch):
+    class Broken(FakeScheduler):
+        def info(self, job_id):
+            raise RemoteError("scontrol: Unable to contact slurm controller")
+
+    use(monkeypatch, Broken(["RUNNING"]))
+    monkeypatch.setattr(sess.time, "sleep", lambda s: None)
+    clock = iter(range(0, 10**6, 2))
+    monkeypatch.setattr(sess.time, "monotonic", lambda: next(clock))
+    with pytest.raises(RemoteError, match="Unable to contact"):
+        sess.wait_until_ready(FakeConn(), session, timeout=100, say=lambda _l: None)
