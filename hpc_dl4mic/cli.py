@@ -630,31 +630,10 @@ def connect(session_id: str, local_port: int, no_browser: bool, cancel_on_exit: 
 @click.option("--all", "show_all", is_flag=True, help="Also sessions that have ended.")
 def status(session_id: str | None, as_json: bool, show_all: bool) -> None:
     """Sessions and their job states (asks SLURM about the active ones)."""
-    from .session import (
-        ACTIVE_STATES,
-        find_session,
-        load_sessions,
-        open_connection,
-        refresh,
-        seconds_left,
-        session_profile,
-    )
+    from .session import ACTIVE_STATES, find_session, load_sessions, refresh_all, seconds_left
 
     sessions = [find_session(session_id)] if session_id else load_sessions()
-    active = [s for s in sessions if s.state in ACTIVE_STATES]
-    by_profile: dict[str, list] = {}
-    for s in active:
-        by_profile.setdefault(s.profile, []).append(s)
-    from .errors import HpcDl4micError
-
-    for name, group in by_profile.items():
-        try:
-            with open_connection(session_profile(group[0])) as conn:
-                for s in group:
-                    refresh(conn, s)
-        except HpcDl4micError as exc:  # one unreachable cluster must not hide the others
-            click.echo(f"hpc-dl4mic: {name}: {str(exc).splitlines()[0]} (states not updated)",
-                       err=True)
+    refresh_all(sessions, warn=lambda line: click.echo(f"hpc-dl4mic: {line}", err=True))
     shown = sessions if (show_all or session_id) else [s for s in sessions
                                                        if s.state in ACTIVE_STATES]
     if as_json:
@@ -674,27 +653,11 @@ def status(session_id: str | None, as_json: bool, show_all: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
 def logs(session_id: str, follow: bool) -> None:
     """Print a session's job log."""
-    import time
-
-    from .session import (
-        ACTIVE_STATES,
-        find_session,
-        open_connection,
-        read_log,
-        refresh,
-        session_profile,
-    )
+    from .session import find_session, open_connection, print_log, session_profile
 
     session = find_session(session_id)
     with open_connection(session_profile(session)) as conn:
-        text, offset = read_log(conn, session)
-        click.echo(text, nl=False)
-        while follow:
-            time.sleep(1.0)
-            text, offset = read_log(conn, session, offset=offset)
-            click.echo(text, nl=False)
-            if not text and refresh(conn, session).state not in ACTIVE_STATES:
-                break
+        print_log(conn, session, follow=follow, write=lambda text: click.echo(text, nl=False))
 
 
 @main.command()

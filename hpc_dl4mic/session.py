@@ -378,6 +378,22 @@ def refresh(conn, session: Session) -> Session:
     return session
 
 
+def refresh_all(sessions: list[Session], *, warn: Say) -> None:
+    """Update the active ones from their schedulers, one connection per profile; an
+    unreachable cluster is reported through ``warn`` and must not hide the others."""
+    by_profile: dict[str, list[Session]] = {}
+    for s in sessions:
+        if s.state in ACTIVE_STATES:
+            by_profile.setdefault(s.profile, []).append(s)
+    for name, group in by_profile.items():
+        try:
+            with open_connection(session_profile(group[0])) as conn:
+                for s in group:
+                    refresh(conn, s)
+        except HpcDl4micError as exc:
+            warn(f"{name}: {str(exc).splitlines()[0]} (states not updated)")
+
+
 def cancel(conn, session: Session, *, wait: float = 30.0) -> Session:
     """scancel the job and wait (bounded) until SLURM says it is no longer running."""
     scheduler(conn).cancel(session.job_id)
@@ -404,6 +420,19 @@ def read_log(conn, session: Session, *, offset: int = 0) -> tuple[str, int]:
     except OSError:
         return "", offset
     return data.decode("utf-8", "replace"), offset + len(data)
+
+
+def print_log(conn, session: Session, *, follow: bool, write: Say,
+              interval: float = 1.0) -> None:
+    """Hand the job log to ``write``; with ``follow``, new output too until the job ends."""
+    text, offset = read_log(conn, session)
+    write(text)
+    while follow:
+        time.sleep(interval)
+        text, offset = read_log(conn, session, offset=offset)
+        write(text)
+        if not text and refresh(conn, session).state not in ACTIVE_STATES:
+            break
 
 
 def fetch(conn, session: Session, dest: Path, *, say: Say) -> list[Path]:
