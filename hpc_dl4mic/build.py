@@ -281,15 +281,18 @@ def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None =
     cache_dir = profile.remote_cache_dir(home)
     stem = image_stem(inputs.name, inputs.key)
     sif, record_path = f"{cache_dir}/{stem}.sif", f"{cache_dir}/{stem}.json"
-    if not force and conn.exists(sif) and conn.exists(record_path):
-        try:
-            record = json.loads(conn.read_file(record_path))
-            size = conn.sftp().stat(sif).st_size
-        except (ValueError, OSError):
-            record, size = {}, -1
-        if record.get("key") == inputs.key and record.get("size") == size:
-            return BuildResult(Path(sif), inputs.key, inputs.name, True,
-                               time.monotonic() - started)
+    if not force:  # one round trip: the record, then the image's size
+        found = conn.run(["sh", "-c", 'cat -- "$1" && echo && stat -c %s -- "$2"', "hpc-dl4mic",
+                          record_path, sif], check=False, timeout=60)
+        if found.returncode == 0:
+            text, _, size = found.stdout.rstrip().rpartition("\n")
+            try:
+                record = json.loads(text)
+            except ValueError:
+                record = {}
+            if record.get("key") == inputs.key and str(record.get("size")) == size.strip():
+                return BuildResult(Path(sif), inputs.key, inputs.name, True,
+                                   time.monotonic() - started)
     if fakeroot is None:
         fakeroot = conn.run(["id", "-u"]).stdout.strip() != "0"
     from .cache import tmp_dir_mode

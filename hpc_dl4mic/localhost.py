@@ -115,6 +115,12 @@ class LocalScheduler:
                                     cwd=str(Path(script).parent))
         return f"{JOB_PREFIX}{proc.pid}"
 
+    def submit_text(self, script: str, directory: str, make_dirs: Sequence[str] = ()) -> str:
+        for path in (directory, *make_dirs):
+            self.host.makedirs(path, mode=0o700)
+        self.host.write_file(f"{directory}/job.sbatch", script, mode=0o700)
+        return self.submit(f"{directory}/job.sbatch")
+
     def info(self, job_id: str):
         from .slurm import JobInfo
 

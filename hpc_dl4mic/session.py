@@ -246,6 +246,13 @@ def submit(inputs, profile: Profile, conn, options: SubmitOptions, *, say: Say,
 
     home = conn.home()
     local = isinstance(conn, LocalHost)
+    work = profile.remote_work_dir(home)
+    data_dir = _abs(options.data or profile.data_dir or f"{work}/data", home)
+    results_dir = _abs(options.results or profile.results_dir or f"{work}/results", home)
+    for path in (data_dir, results_dir):
+        if any(c in path for c in ",:\n"):
+            raise InputError(f"{path}: a data/results path may not contain ',' or ':' "
+                             "(apptainer --bind syntax)")
     if local:
         from .build import build_image
         from .cache import ImageCache
@@ -254,27 +261,19 @@ def submit(inputs, profile: Profile, conn, options: SubmitOptions, *, say: Say,
     else:
         image = build_image_remote(inputs, conn, profile, progress=build_progress or say)
     say(f"image {'found in the cluster cache' if image.cached else 'built'}: {image.path}")
-    work = profile.remote_work_dir(home)
-    data_dir = options.data or profile.data_dir or f"{work}/data"
-    results_dir = options.results or profile.results_dir or f"{work}/results"
-    for path in (data_dir, results_dir):
-        if any(c in path for c in ",:\n"):
-            raise InputError(f"{path}: a data/results path may not contain ',' or ':' "
-                             "(apptainer --bind syntax)")
-        conn.makedirs(_abs(path, home), mode=0o700)
     if options.upload is not None:
-        upload_tree(conn, options.upload, _abs(data_dir, home), say=say)
+        conn.makedirs(data_dir, mode=0o700)
+        upload_tree(conn, options.upload, data_dir, say=say)
     session_id = new_session_id(inputs.name)
     session = Session(id=session_id, profile=profile.name, job_id="", config=inputs.name,
                       image=str(image.path), session_dir=f"{work}/sessions/{session_id}",
-                      results_dir=_abs(results_dir, home), data_dir=_abs(data_dir, home),
-                      created=time.time(), profile_file=profile_file, notebook=notebook)
-    conn.makedirs(session.session_dir, mode=0o700)
+                      results_dir=results_dir, data_dir=data_dir, created=time.time(),
+                      profile_file=profile_file, notebook=notebook)
     script = render_job_script(session, profile, image_name=inputs.name, sbatch_lines=lines,
                                ready_timeout=int(min(options.ready_timeout, 3600)),
                                bind_host="127.0.0.1" if local else "")
-    conn.write_file(f"{session.session_dir}/job.sbatch", script, mode=0o700)
-    session.job_id = scheduler(conn).submit(f"{session.session_dir}/job.sbatch")
+    session.job_id = scheduler(conn).submit_text(script, session.session_dir,
+                                                 make_dirs=(data_dir, results_dir))
     save_session(session)
     say(f"submitted job {session.job_id} (session {session.id})")
     return session

@@ -70,7 +70,21 @@ def submit(runner: Runner, script_path: str, *, wait: bool = False,
     """``sbatch --parsable SCRIPT``: the job id. With ``wait``, blocks until the job ends and
     raises a RemoteError when it failed."""
     argv = ["sbatch", "--parsable", *(["--wait"] if wait else []), script_path]
-    result = runner.run(argv, check=False, timeout=timeout)
+    return _job_id(runner.run(argv, check=False, timeout=timeout), wait)
+
+
+def submit_text(runner: Runner, script: str, directory: str, *,
+                make_dirs: Sequence[str] = ()) -> str:
+    """Create ``directory`` (and ``make_dirs``) 0700, write ``directory/job.sbatch`` and
+    submit it: one remote command, so one round trip on a distant login node."""
+    program = ('umask 077 && mkdir -p -- "$@" && cat > "$1/job.sbatch" && '
+               'exec sbatch --parsable "$1/job.sbatch"')
+    result = runner.run(["sh", "-c", program, "hpc-dl4mic", directory, *make_dirs],
+                        check=False, input=script, timeout=120)
+    return _job_id(result, wait=False)
+
+
+def _job_id(result, wait: bool) -> str:
     job_id = result.stdout.strip().split(";")[0].splitlines()[0] if result.stdout.strip() else ""
     if result.returncode != 0:
         if job_id and wait:
@@ -138,6 +152,9 @@ class SlurmScheduler:
 
     def submit(self, script: str) -> str:
         return submit(self.runner, script)
+
+    def submit_text(self, script: str, directory: str, make_dirs: Sequence[str] = ()) -> str:
+        return submit_text(self.runner, script, directory, make_dirs=make_dirs)
 
     def info(self, job_id: str) -> JobInfo | None:
         return job_info(self.runner, job_id)
