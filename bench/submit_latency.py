@@ -291,13 +291,16 @@ def run_ours(conn, poll_conn, inputs, profile: Profile, *, timeout: float, offse
         if phase["now"] in ("prep", "wait"):
             counts[f"{phase['now']}_{kind}"] += 1
 
+    def is_sbatch(argv) -> bool:  # plain, or inside submit_text's one `sh -c` command
+        return argv[0] == "sbatch" or (argv[:2] == ["sh", "-c"] and "sbatch" in argv[2])
+
     def run(argv, **kw):
         t1 = time.time()
-        if argv[0] == "sbatch" and "t0" not in m:
+        if is_sbatch(argv) and "t0" not in m:
             phase["now"] = "sbatch"
         count("exec")
         result = real_run(argv, **kw)
-        if argv[0] == "sbatch" and "t0" not in m:
+        if is_sbatch(argv) and "t0" not in m:
             m["t0"], m["sbatch_done"] = t1, time.time()
             if result.returncode == 0 and result.stdout.strip():
                 job["id"] = result.stdout.strip().split(";")[0]
