@@ -437,8 +437,9 @@ def print_log(conn, session: Session, *, follow: bool, write: Say,
 def fetch(conn, session: Session, dest: Path, *, say: Say) -> list[Path]:
     """Copy the session's results folder here: resumable (``.part`` files continue),
     unchanged files skipped, every file checked against the cluster's sha256sum."""
-    import hashlib
     import stat as statmod
+
+    from .cache import file_sha256 as _sha256
 
     sftp = conn.sftp()
     root = session.work_results
@@ -471,13 +472,6 @@ def fetch(conn, session: Session, dest: Path, *, say: Say) -> list[Path]:
             os.replace(part, lpath)
             fetched.append(lpath)
             say(f"fetched {lpath}")
-
-    def _sha256(path: Path) -> str:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-        return digest.hexdigest()
 
     try:
         sftp.stat(root)

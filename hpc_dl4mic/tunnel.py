@@ -102,9 +102,7 @@ class LocalForward:
 
     def url(self, path: str = "/") -> str:
         """``http://127.0.0.1:PORT/path`` for this forward."""
-        if not path.startswith("/"):
-            path = "/" + path
-        return f"http://{self.local_host}:{self.local_port}{path}"
+        return _url(self.local_host, self.local_port, path)
 
     @property
     def is_up(self) -> bool:
@@ -292,6 +290,10 @@ def _close(sock: socket.socket) -> None:
         pass
 
 
+def _url(host: str, port: int, path: str) -> str:
+    return f"http://{host}:{port}{path if path.startswith('/') else '/' + path}"
+
+
 def _listen(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -358,9 +360,7 @@ class OpenSshForward:
                              f"{ready_timeout:.0f} s; use --tunnel paramiko")
 
     def url(self, path: str = "/") -> str:
-        if not path.startswith("/"):
-            path = "/" + path
-        return f"http://{self.local_host}:{self.local_port}{path}"
+        return _url(self.local_host, self.local_port, path)
 
     @property
     def is_up(self) -> bool:
