@@ -86,9 +86,6 @@ class LocalHost:
         except OSError as exc:
             raise RemoteError(f"{path}: {exc.strerror}") from None
 
-    def open(self, path: str, mode: str = "rb"):
-        return open(path, mode)
-
     def forward(self, host: str, port: int, *, local_port: int = 0,
                 via: str = "paramiko") -> _DirectForward:
         if local_port and local_port != port:

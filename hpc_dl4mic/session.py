@@ -410,13 +410,11 @@ def cancel(conn, session: Session, *, wait: float = 30.0) -> Session:
 
 
 def read_log(conn, session: Session, *, offset: int = 0) -> tuple[str, int]:
-    """The job log from byte ``offset``: (text, new offset)."""
-    path = f"{session.session_dir}/job.log"
+    """The job log from byte ``offset``: (text, new offset). Job logs are small, so the
+    whole file is read (over SFTP, or here for a ``--local`` session)."""
     try:
-        with conn.sftp().open(path, "rb") as handle:
-            handle.seek(offset)
-            data = handle.read()
-    except OSError:
+        data = conn.read_file(f"{session.session_dir}/job.log")[offset:]
+    except (HpcDl4micError, OSError):
         return "", offset
     return data.decode("utf-8", "replace"), offset + len(data)
 

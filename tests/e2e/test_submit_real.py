@@ -214,6 +214,8 @@ def test_local_mode_runs_the_same_job_script_without_slurm(base_sif, state_env, 
     session = json.loads(run_cli(state_env, "status", "--json").stdout)
     local = [s for s in session if s["profile"] == "local"]
     assert len(local) == 1 and local[0]["state"] == "RUNNING"
+    logs = run_cli(state_env, "logs", local[0]["id"])
+    assert logs.returncode == 0 and "Jupyter is ready" in logs.stdout, logs.stderr
     cancelled = run_cli(state_env, "cancel", local[0]["id"])
     assert "CANCELLED" in cancelled.stdout, cancelled.stderr
     deadline = time.monotonic() + 30

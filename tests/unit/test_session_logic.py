@@ -193,3 +193,10 @@ def test_persistent_scheduler_errors_are_reported(session, monkeypatch):
     monkeypatch.setattr(sess.time, "monotonic", lambda: next(clock))
     with pytest.raises(RemoteError, match="Unable to contact"):
         sess.wait_until_ready(FakeConn(), session, timeout=100, say=lambda _l: None)
+
+
+def test_log_is_read_from_an_offset(session):
+    conn = FakeConn({"/w/sessions/S-1/job.log": b"one\ntwo\n"})
+    assert sess.read_log(conn, session) == ("one\ntwo\n", 8)
+    assert sess.read_log(conn, session, offset=4) == ("two\n", 8)
+    assert sess.read_log(FakeConn(), session, offset=3) == ("", 3)
