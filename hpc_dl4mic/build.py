@@ -102,6 +102,22 @@ def base_digest(base: Base) -> str:
 DigestFn = Callable[[Base], str]
 
 
+def remote_record(conn, record_path: str, sif: str) -> dict | None:
+    """A cache record on the cluster, if it and its SIF exist and the SIF has the recorded
+    size; one remote command (one round trip), as a lookup sits on the submit path."""
+    found = conn.run(["sh", "-c", 'cat -- "$1" && echo && stat -c %s -- "$2"', "hpc-dl4mic",
+                      record_path, sif], check=False, timeout=60)
+    if found.returncode != 0:
+        return None
+    text, _, size = found.stdout.rstrip().rpartition("\n")
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and str(record.get("size")) == size.strip() \
+        else None
+
+
 def remote_base_digest(conn) -> DigestFn:
     """A base digest function that reads a ``localimage`` base SIF on the cluster (its
     cache record when it has one, else ``sha256sum`` there): for ``build --on``."""
@@ -109,18 +125,15 @@ def remote_base_digest(conn) -> DigestFn:
     def digest(base: Base) -> str:
         if base.kind != "localimage":
             return ""
-        if not conn.exists(base.ref):
+        if base.ref.endswith(".sif"):
+            record = remote_record(conn, base.ref[:-4] + ".json", base.ref)
+            if record and record.get("sha256"):
+                return str(record["sha256"])
+        result = conn.run(["sha256sum", base.ref], check=False, timeout=900)
+        if result.returncode != 0:
             raise InputError(f"base localimage:{base.ref}: no such file on "
                              f"{conn.target.display}")
-        record = base.ref[:-4] + ".json" if base.ref.endswith(".sif") else ""
-        if record and conn.exists(record):
-            try:
-                data = json.loads(conn.read_file(record))
-                if data.get("size") == conn.sftp().stat(base.ref).st_size and data.get("sha256"):
-                    return str(data["sha256"])
-            except (ValueError, OSError):
-                pass
-        return conn.run(["sha256sum", base.ref], timeout=900).stdout.split()[0]
+        return result.stdout.split()[0]
 
     return digest
 
@@ -281,18 +294,11 @@ def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None =
     cache_dir = profile.remote_cache_dir(home)
     stem = image_stem(inputs.name, inputs.key)
     sif, record_path = f"{cache_dir}/{stem}.sif", f"{cache_dir}/{stem}.json"
-    if not force:  # one round trip: the record, then the image's size
-        found = conn.run(["sh", "-c", 'cat -- "$1" && echo && stat -c %s -- "$2"', "hpc-dl4mic",
-                          record_path, sif], check=False, timeout=60)
-        if found.returncode == 0:
-            text, _, size = found.stdout.rstrip().rpartition("\n")
-            try:
-                record = json.loads(text)
-            except ValueError:
-                record = {}
-            if record.get("key") == inputs.key and str(record.get("size")) == size.strip():
-                return BuildResult(Path(sif), inputs.key, inputs.name, True,
-                                   time.monotonic() - started)
+    if not force:
+        record = remote_record(conn, record_path, sif)
+        if record is not None and record.get("key") == inputs.key:
+            return BuildResult(Path(sif), inputs.key, inputs.name, True,
+                               time.monotonic() - started)
     if fakeroot is None:
         fakeroot = conn.run(["id", "-u"]).stdout.strip() != "0"
     from .cache import tmp_dir_mode

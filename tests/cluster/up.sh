@@ -278,17 +278,21 @@ MaxSessions 50
 LogLevel INFO
 EOF
 install -d -m 755 /run/sshd        # privilege-separation dir, normally made by systemd
-/usr/sbin/sshd -t -f "$BASE/sshd/sshd_config" || die "sshd rejects $BASE/sshd/sshd_config"
-if [ "$sshd_changed" = 1 ] && alive "$BASE/sshd/sshd.pid"; then
-  stamp "sshd config changed: restarting sshd"
-  stop_pidfile "$BASE/sshd/sshd.pid"
-fi
-# the config path must be absolute: sshd chdir()s to / and re-execs itself per connection
-start_daemon "$BASE/sshd/sshd.pid" "$BASE/sshd/sshd.log" -- \
-  /usr/sbin/sshd -f "$BASE/sshd/sshd_config" -E "$BASE/sshd/sshd.log"
-ok=0
-for _ in $(seq 50); do if port_open "$SSH_PORT"; then ok=1; break; fi; sleep 0.1; done
-[ "$ok" = 1 ] || { tail -20 "$BASE/sshd/sshd.log"; die "sshd does not listen on 127.0.0.1:$SSH_PORT"; }
+# start_sshd DIR PORT CHANGED: check DIR/sshd_config, restart if it changed, start, wait for PORT
+start_sshd() {
+  local dir=$1 port=$2 changed=$3 ok=0
+  /usr/sbin/sshd -t -f "$dir/sshd_config" || die "sshd rejects $dir/sshd_config"
+  if [ "$changed" = 1 ] && alive "$dir/sshd.pid"; then
+    stamp "$dir/sshd_config changed: restarting that sshd"
+    stop_pidfile "$dir/sshd.pid"
+  fi
+  # the config path must be absolute: sshd chdir()s to / and re-execs itself per connection
+  start_daemon "$dir/sshd.pid" "$dir/sshd.log" -- \
+    /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
+  for _ in $(seq 50); do if port_open "$port"; then ok=1; break; fi; sleep 0.1; done
+  [ "$ok" = 1 ] || { tail -20 "$dir/sshd.log"; die "sshd ($dir) does not listen on 127.0.0.1:$port"; }
+}
+start_sshd "$BASE/sshd" "$SSH_PORT" "$sshd_changed"
 KNOWN_HOSTS=$BASE/client/known_hosts
 echo "[127.0.0.1]:$SSH_PORT $(cut -d' ' -f1,2 "$BASE/sshd/ssh_host_ed25519_key.pub")" \
   | write_if_changed "$KNOWN_HOSTS" 644 || true
@@ -325,15 +329,7 @@ PrintMotd no
 Subsystem sftp internal-sftp
 LogLevel INFO
 EOF
-/usr/sbin/sshd -t -f "$BASE/sshd-2fa/sshd_config" || die "sshd rejects $BASE/sshd-2fa/sshd_config"
-if [ "$twofa_changed" = 1 ] && alive "$BASE/sshd-2fa/sshd.pid"; then
-  stop_pidfile "$BASE/sshd-2fa/sshd.pid"
-fi
-start_daemon "$BASE/sshd-2fa/sshd.pid" "$BASE/sshd-2fa/sshd.log" -- \
-  /usr/sbin/sshd -f "$BASE/sshd-2fa/sshd_config" -E "$BASE/sshd-2fa/sshd.log"
-ok=0
-for _ in $(seq 50); do if port_open "$TWOFA_PORT"; then ok=1; break; fi; sleep 0.1; done
-[ "$ok" = 1 ] || { tail -20 "$BASE/sshd-2fa/sshd.log"; die "2FA sshd does not listen on 127.0.0.1:$TWOFA_PORT"; }
+start_sshd "$BASE/sshd-2fa" "$TWOFA_PORT" "$twofa_changed"
 echo "[127.0.0.1]:$TWOFA_PORT $(cut -d' ' -f1,2 "$BASE/sshd/ssh_host_ed25519_key.pub")" \
   | write_if_changed "$BASE/client/known_hosts_2fa" 644 || true
 stamp "2FA sshd up (pid $(cat "$BASE/sshd-2fa/sshd.pid")) on 127.0.0.1:$TWOFA_PORT (key + keyboard-interactive)"

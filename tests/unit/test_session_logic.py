@@ -60,6 +60,13 @@ def session(tmp_path, monkeypatch):
                         data_dir="/w/data", created=time.time())
 
 
+def fast_clock(monkeypatch, step: int) -> None:
+    """No real sleeping; every clock reading is ``step`` seconds after the last."""
+    monkeypatch.setattr(sess.time, "sleep", lambda s: None)
+    clock = iter(range(0, 10**6, step))
+    monkeypatch.setattr(sess.time, "monotonic", lambda: next(clock))
+
+
 def use(monkeypatch, scheduler):
     monkeypatch.setattr(sess, "scheduler", lambda conn: scheduler)
 
@@ -69,9 +76,7 @@ def test_wait_reports_each_state_once_and_returns_the_endpoint(session, monkeypa
     conn = FakeConn({"/w/sessions/S-1/connection.json":
                      b'{"host": "node7", "port": 4321, "token": "t0k"}'})
     lines = []
-    monkeypatch.setattr(sess.time, "sleep", lambda s: None)
-    clock = iter(range(0, 10**6, 2))
-    monkeypatch.setattr(sess.time, "monotonic", lambda: next(clock))
+    fast_clock(monkeypatch, step=2)
     endpoint = sess.wait_until_ready(conn, session, timeout=100, say=lines.append)
     assert endpoint == sess.Endpoint("node7", 4321, "t0k")
     assert lines == ["job 77 queued: PENDING (Priority)",
@@ -81,9 +86,7 @@ def test_wait_reports_each_state_once_and_returns_the_endpoint(session, monkeypa
 def test_job_ending_before_ready_is_an_error_with_the_log_tail(session, monkeypatch):
     use(monkeypatch, FakeScheduler(["RUNNING", "FAILED"]))
     conn = FakeConn({"/w/sessions/S-1/job.log": b"line1\nmodule: command not found\n"})
-    monkeypatch.setattr(sess.time, "sleep", lambda s: None)
-    clock = iter(range(0, 10**6, 2))
-    monkeypatch.setattr(sess.time, "monotonic", lambda: next(clock))
+    fast_clock(monkeypatch, step=2)
     with pytest.raises(RemoteError, match="ended \\(FAILED\\) before Jupyter was ready") as info:
         sess.wait_until_ready(conn, session, timeout=100, say=lambda _l: None)
     assert "module: command not found" in str(info.value)
@@ -91,9 +94,7 @@ def test_job_ending_before_ready_is_an_error_with_the_log_tail(session, monkeypa
 
 def test_timeout_keeps_the_job_and_says_how_to_see_its_log(session, monkeypatch):
     use(monkeypatch, FakeScheduler(["PENDING"]))
-    monkeypatch.setattr(sess.time, "sleep", lambda s: None)
-    clock = iter(range(0, 10**6, 50))
-    monkeypatch.setattr(sess.time, "monotonic", lambda: next(clock))
+    fast_clock(monkeypatch, step=50)
     with pytest.raises(RemoteError, match="not ready after 100 s.*hpc-dl4mic logs S-1"):
         sess.wait_until_ready(FakeConn(), session, timeout=100, say=lambda _l: None)
 
@@ -176,9 +177,7 @@ def test_transient_scheduler_errors_are_tolerated(session, monkeypatch):
     use(monkeypatch, Flaky(["RUNNING"]))
     conn = FakeConn({"/w/sessions/S-1/connection.json":
                      b'{"host": "node7", "port": 4321, "token": "t0k"}'})
-    monkeypatch.setattr(sess.time, "sleep", lambda s: None)
-    clock = iter(range(0, 10**6, 2))
-    monkeypatch.setattr(sess.time, "monotonic", lambda: next(clock))
+    fast_clock(monkeypatch, step=2)
     assert sess.wait_until_ready(conn, session, timeout=100, say=lambda _l: None).port == 4321
 
 
@@ -188,9 +187,7 @@ def test_persistent_scheduler_errors_are_reported(session, monkeypatch):
             raise RemoteError("scontrol: Unable to contact slurm controller")
 
     use(monkeypatch, Broken(["RUNNING"]))
-    monkeypatch.setattr(sess.time, "sleep", lambda s: None)
-    clock = iter(range(0, 10**6, 2))
-    monkeypatch.setattr(sess.time, "monotonic", lambda: next(clock))
+    fast_clock(monkeypatch, step=2)
     with pytest.raises(RemoteError, match="Unable to contact"):
         sess.wait_until_ready(FakeConn(), session, timeout=100, say=lambda _l: None)
 
