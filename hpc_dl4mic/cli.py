@@ -18,7 +18,15 @@ EXIT_INTERRUPTED = 130
 
 
 class Group(click.Group):
-    """Turns the project's errors into one line on stderr and the documented exit code."""
+    """Turns every error into one line on stderr and the documented exit code.
+
+    The project's own errors carry their exit code; any other exception is a bug or an
+    unforeseen failure: one line plus a hint, exit 1, and the traceback only with ``-v``.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta.setdefault("hpc_dl4mic.argv", list(args))
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
         from .errors import HpcDl4micError
@@ -28,9 +36,21 @@ class Group(click.Group):
         except HpcDl4micError as exc:
             click.echo(f"hpc-dl4mic: error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, click.Abort):
             click.echo("hpc-dl4mic: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place unexpected errors are shown
+            argv = ctx.meta.get("hpc_dl4mic.argv", [])
+            if "-v" in argv or "--verbose" in argv:
+                import traceback
+
+                traceback.print_exc()
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            click.echo(f"hpc-dl4mic: error: {type(exc).__name__}"
+                       f"{': ' + detail if detail else ''} (run with -v for details)", err=True)
+            sys.exit(1)
 
 
 def _print_json(data: object) -> None:
@@ -39,7 +59,10 @@ def _print_json(data: object) -> None:
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="hpc-dl4mic")
-def main() -> None:
+@click.option("-v", "--verbose", "debug", is_flag=True,
+              help="Show the traceback of an unexpected error (also accepted after a command "
+                   "that has -v).")
+def main(debug: bool) -> None:
     """Run DL4MicEverywhere / ZeroCostDL4Mic notebooks on HPC clusters with Apptainer and SLURM.
 
     TARGET is a notebook name from `hpc-dl4mic list` (case-insensitive; a unique prefix is
