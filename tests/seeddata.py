@@ -49,3 +49,13 @@ def configs_with_notebooks() -> list[tuple[Path, Path]]:
         if nb is not None:
             pairs.append((cfg, nb))
     return pairs
+
+
+def interactive_signals() -> None:
+    """``preexec_fn`` for a CLI started as if from a terminal: Ctrl-C (SIGINT) delivered.
+
+    A process started in the background by a non-interactive shell (as CI may be) inherits
+    SIGINT ignored, and Python then never raises KeyboardInterrupt in its children."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

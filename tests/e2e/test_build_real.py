@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from seeddata import COLAB_NOTEBOOKS
+from seeddata import COLAB_NOTEBOOKS, interactive_signals
 
 from hpc_dl4mic.build import (
     KEY_LABEL,
@@ -170,7 +170,7 @@ def test_interrupted_build_leaves_no_image_and_no_leftovers(base_sif, tmp_path, 
     proc = subprocess.Popen([sys.executable, "-m", "hpc_dl4mic.cli", "build",
                              *image_args(base_sif, "--cache", str(cache_dir))],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, preexec_fn=interactive_signals)
     build_dir = _wait_for_build_dir(cache_dir, proc)
     time.sleep(3)  # apptainer is extracting the base by now
     proc.send_signal(sig)
@@ -187,7 +187,7 @@ def test_killed_build_never_leaves_an_image_in_the_cache(base_sif, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "hpc_dl4mic.cli", "build",
                              *image_args(base_sif, "--cache", str(cache_dir))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, preexec_fn=interactive_signals)
     build_dir = _wait_for_build_dir(cache_dir, proc)
     proc.kill()
     proc.wait(30)

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from seeddata import COLAB_NOTEBOOKS
+from seeddata import COLAB_NOTEBOOKS, interactive_signals
 
 pytestmark = pytest.mark.e2e
 
@@ -108,7 +108,8 @@ def test_submit_tunnel_connect_logs_fetch_cancel(cluster, base_sif, cluster_prof
     proc = subprocess.Popen(cli_argv(*submit_args(base_sif, cluster_profile, "--upload",
                                                   str(upload), "--data", data_dir)),
                             env=state_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, stdin=subprocess.DEVNULL)
+                            text=True, stdin=subprocess.DEVNULL,
+                            preexec_fn=interactive_signals)
     url, progress = read_url(proc, timeout=900)
     assert any("uploaded 1 changed file(s)" in line for line in progress)
     assert cluster.ssh(["cat", f"{data_dir}/sub/cells.txt"]).stdout == "nuclei\n"
@@ -203,7 +204,8 @@ def test_local_mode_runs_the_same_job_script_without_slurm(base_sif, state_env, 
     if any(CA_CERTS.glob("*.crt")):
         args += ["--ca-certs", str(CA_CERTS)]
     proc = subprocess.Popen(cli_argv(*args), env=state_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            preexec_fn=interactive_signals)
     url, progress = read_url(proc, timeout=900)
     assert any("submitted job local-" in line for line in progress)
     contents = api(url, "/api/contents")
