@@ -564,8 +564,9 @@ def _attach_options(func):
 @_common_build_options
 @click.option("--data", help="Data folder on the cluster (bound at /data).")
 @click.option("--results", help="Results folder on the cluster (bound at /results).")
-@click.option("--upload", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Copy this local folder into the data folder first (unchanged files skipped).")
+@click.option("--upload", metavar="SRC[:DEST]",
+              help="Copy local folder SRC to DATA/DEST first (default DEST: SRC's name; "
+                   "unchanged files skipped); the notebook sees it at /data/DEST.")
 @_job_options
 @_attach_options
 @click.option("--accept-new-host-key", is_flag=True,
@@ -575,7 +576,7 @@ def _attach_options(func):
 def submit(target: str, profile_name: str | None, run_local: bool, base: str | None,
            cpu: bool, notebook: Path | None, requirements: Path | None,
            ca_certs: Path | None, system_python: bool,
-           data: str | None, results: str | None, upload: Path | None, partition: str | None,
+           data: str | None, results: str | None, upload: str | None, partition: str | None,
            time_: str | None, gres: str | None, gpus: str | None, cpus: int | None,
            mem: str | None, account: str | None, qos: str | None, local_port: int,
            no_browser: bool, cancel_on_exit: bool, ready_timeout: float, tunnel: str,
@@ -586,44 +587,28 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
     Ctrl-C; the job keeps running unless --cancel-on-exit (or you say so when asked).
     With --local the same job script runs on this machine (no SLURM, no SSH).
     """
-    from .build import prepare_notebook_image, remote_base_digest
-    from .config import resolve_target
-    from .profiles import get_profile
-    from .session import SubmitOptions, open_connection, run_attached
-    from .session import submit as submit_session
+    from .session import submit_and_attach
 
-    say = _progress(True)
-    config = resolve_target(target)
-    if run_local:
-        from .localhost import local_profile
+    reason = submit_and_attach(
+        target, profile_name=profile_name, run_local=run_local, profile_file=profile_file,
+        build=dict(notebook=notebook, requirements=requirements, base=base, gpu=not cpu,
+                   ca_certs=ca_certs, system_python=system_python),
+        options=dict(data=data, results=results, upload=upload, partition=partition,
+                     time=time_, gres=gres, gpus=gpus, cpus=cpus, mem=mem, account=account,
+                     qos=qos, ready_timeout=ready_timeout, local_port=local_port),
+        accept_new_host_key=accept_new_host_key, say=_progress(True),
+        build_progress=_progress(verbose), on_ready=_on_ready(no_browser),
+        cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel, tunnel=tunnel)
+    _exit_for(reason)
 
-        profile = local_profile()
-    elif profile_name:
-        profile = get_profile(profile_name, profile_file)
-    else:
-        from .errors import InputError
 
-        raise InputError("name a cluster profile with --profile (or set HPC_DL4MIC_PROFILE), "
-                         "or run on this machine with --local")
-    options = SubmitOptions(data=data, results=results, upload=upload, partition=partition,
-                            time=time_, gres=gres, gpus=gpus, cpus=cpus, mem=mem,
-                            account=account, qos=qos, ready_timeout=ready_timeout)
-    with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
-        inputs = prepare_notebook_image(
-            config, notebook=notebook, requirements=requirements, base=base, gpu=not cpu,
-            ca_certs=ca_certs, system_python=system_python,
-            **({} if run_local else {"digest": remote_base_digest(conn)}))
-        names = [n.split("/", 1)[1] for n in inputs.files if n.startswith("notebooks/")]
-        session = submit_session(inputs, profile, conn, options, say=say,
-                                 profile_file=str(profile_file) if profile_file else None,
-                                 notebook=names[0] if names else "",
-                                 build_progress=_progress(verbose))
-        reason = run_attached(conn, session, ready_timeout=ready_timeout, local_port=local_port,
-                              say=say, on_ready=_on_ready(no_browser),
-                              cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel,
-                              tunnel=tunnel)
+def _exit_for(reason: str) -> None:
+    """Exit codes of an attached command: 0 when Jupyter was shut down (COMPLETED), 1 when
+    the job ended otherwise (TIMEOUT, FAILED, ...), 130 on Ctrl-C."""
     if reason == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
+    if reason == "job-failed":
+        sys.exit(1)
 
 
 @main.command()
@@ -642,9 +627,8 @@ def connect(session_id: str, local_port: int, no_browser: bool, cancel_on_exit: 
         reason = run_attached(conn, session, ready_timeout=ready_timeout, local_port=local_port,
                               say=_progress(True), on_ready=_on_ready(no_browser),
                               cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel,
-                              tunnel=tunnel)
-    if reason == "interrupted":
-        sys.exit(EXIT_INTERRUPTED)
+                              tunnel=tunnel, reconnect=True)
+    _exit_for(reason)
 
 
 @main.command()

@@ -118,7 +118,8 @@ def render_job_script(session: Session, profile: Profile, *, image_name: str,
         session_dir=session.session_dir, sbatch_lines=sbatch_lines, session_id=session.id,
         image_name=image_name, tool_version=__version__, image=session.image,
         data_dir=session.data_dir, results_dir=session.results_dir, notebook=session.notebook,
-        ready_timeout=ready_timeout, modules=profile.modules, bind_host=bind_host)
+        ready_timeout=ready_timeout, modules=profile.modules, bind_host=bind_host,
+        offline=not getattr(profile, "node_internet", False))
 
 
 @dataclass(frozen=True)
@@ -153,9 +154,11 @@ SCHEDULER_ERRORS_TOLERATED = 3  # busy slurmctlds time out now and then
 
 
 def wait_until_ready(conn, session: Session, *, timeout: float = 600.0, say: Say,
-                     poll: float = 0.1) -> Endpoint:
+                     poll: float = 0.1, reconnect: bool = False) -> Endpoint:
     """Poll the scheduler and the connection file until Jupyter answers; say each state
     change. A job that fails or ends first is an error with the tail of its log.
+    ``reconnect``: the session was started earlier (``connect``), so an ended job is
+    reported as such, not as a start that failed.
     """
     deadline = time.monotonic() + timeout
     last = ""
@@ -177,26 +180,38 @@ def wait_until_ready(conn, session: Session, *, timeout: float = 600.0, say: Say
             next_state_check = now + (STATE_POLL_RUNNING if info and info.state == "RUNNING"
                                       else STATE_POLL_QUEUED)
             state = info.state if info else "GONE"
-            shown = f"{state} ({info.reason})" if info and state == "PENDING" else state
-            if shown != last:
-                say({"PENDING": f"job {session.job_id} queued: {shown}",
-                     "RUNNING": f"job {session.job_id} running on {info.node if info else '?'}; "
-                                "starting Jupyter ..."}.get(state, f"job {session.job_id}: "
-                                                                   f"{shown}"))
-                last = shown
             if info is not None:
                 session.state, session.node, session.end_time = state, info.node, info.end_time
+            else:
+                session.state = state
             if state not in ACTIVE_STATES:
+                save_session(session)
+                if reconnect or session.extra.get("ready"):
+                    raise RemoteError(f"session {session.id} has ended (job {session.job_id} "
+                                      f"{state}): nothing to connect to; its log: "
+                                      f"`hpc-dl4mic logs {session.id}`")
                 raise RemoteError(f"job {session.job_id} ended ({state}) before Jupyter was "
                                   f"ready; job log:\n{job_log_tail(conn, session)}")
+            shown = f"{state} ({info.reason})" if info and state == "PENDING" else state
+            if shown != last:
+                last = shown
+                endpoint = read_endpoint(conn, session) if state == "RUNNING" else None
+                if endpoint is not None:
+                    say(f"job {session.job_id} running on {session.node or '?'}; "
+                        "Jupyter is ready")
+                    return endpoint
+                say({"PENDING": f"job {session.job_id} queued: {shown}",
+                     "RUNNING": f"job {session.job_id} running on {session.node or '?'}; "
+                                "starting Jupyter ..."}.get(state, f"job {session.job_id}: "
+                                                                   f"{shown}"))
         if session.state == "RUNNING":
             endpoint = read_endpoint(conn, session)
             if endpoint is not None:
                 return endpoint
         if now >= deadline:
             raise RemoteError(f"Jupyter was not ready after {timeout:.0f} s (job {session.job_id} "
-                              f"{session.state}); the job keeps running, see `hpc-dl4mic logs "
-                              f"{session.id}`; job log:\n{job_log_tail(conn, session)}")
+                              f"{session.state}); see `hpc-dl4mic logs {session.id}`; job log:"
+                              f"\n{job_log_tail(conn, session)}")
         time.sleep(poll)
 
 
@@ -215,11 +230,14 @@ def open_connection(profile: Profile, *, accept_new_host_key: bool = False):
     return Connection.open(profile.ssh_target(), accept_new_host_key=accept_new_host_key)
 
 
+RESOURCE_OPTIONS = ("partition", "time", "gres", "gpus", "cpus", "mem", "account", "qos")
+
+
 @dataclass
 class SubmitOptions:
     data: str | None = None
     results: str | None = None
-    upload: Path | None = None
+    upload: str | None = None  # SRC or SRC:DEST (DEST inside the data folder)
     partition: str | None = None
     time: str | None = None
     gres: str | None = None
@@ -232,38 +250,132 @@ class SubmitOptions:
     local_port: int = 0
 
 
+def check_local_options(options: SubmitOptions, *, profile_name: str | None) -> None:
+    """``--local`` runs here, without SLURM or a tunnel: refuse what would be ignored."""
+    given = [f"--{name}" for name in RESOURCE_OPTIONS if getattr(options, name) is not None]
+    if profile_name:
+        given.insert(0, "--profile")
+    if options.local_port:
+        given.append("--port")
+    if options.upload:
+        given.append("--upload (the data is already here: give its folder with --data)")
+    if given:
+        raise InputError(f"{', '.join(given)}: not used with --local (no cluster, no SLURM, "
+                         "no tunnel: the job runs here until it ends or is cancelled)")
+
+
+def check_attach_options(options: SubmitOptions) -> None:
+    """What can be checked here before anything is submitted: the local tunnel port."""
+    from .tunnel import check_port_free
+
+    if not 0 <= options.local_port <= 65535:
+        raise InputError(f"--port {options.local_port}: expected a port between 1 and 65535 "
+                         "(or 0 for a free one)")
+    if options.local_port:
+        check_port_free(options.local_port)
+
+
+def parse_upload(value: str) -> tuple[Path, str]:
+    """``--upload SRC[:DEST]``: the local folder and its place inside the data folder
+    (default: the folder's own name)."""
+    src, dest = value, ""
+    if not Path(value).expanduser().is_dir() and ":" in value:
+        src, dest = value.rsplit(":", 1)
+    local = Path(src).expanduser()
+    if not local.is_dir():
+        raise InputError(f"--upload {value}: {src!r} is not a local folder")
+    dest = (dest or local.resolve().name).strip("/")
+    parts = dest.split("/")
+    if not dest or any(p in ("", ".", "..") for p in parts) or any(c in dest for c in ",:\n"):
+        raise InputError(f"--upload {value}: DEST {dest!r} must be a relative folder inside the "
+                         "data folder (no '..', ',' or ':')")
+    return local, dest
+
+
+PATH_CHECK = r"""
+umask 077
+status=0
+while [ $# -gt 0 ]; do
+    opt=$1; path=$2; shift 2
+    if [ -e "$path" ] && [ ! -d "$path" ]; then
+        echo "$opt	$path: not a folder"; status=1; continue
+    fi
+    if ! err=$(mkdir -p -- "$path" 2>&1); then
+        echo "$opt	$path: cannot be created (${err##*: })"; status=1; continue
+    fi
+    if ! probe=$(mktemp "$path/.hpc-dl4mic-probe.XXXXXX" 2>/dev/null); then
+        echo "$opt	$path: not writable"; status=1; continue
+    fi
+    rm -f -- "$probe"
+done
+exit $status
+"""
+
+
+def check_folders(conn, folders: list[tuple[str, str]]) -> None:
+    """Make each (option, path) a folder on the host (0700 when new) and check that it is
+    writable: one round trip; the first problem is a one-line error naming the option."""
+    argv = ["sh", "-c", PATH_CHECK, "hpc-dl4mic"]
+    for option, path in folders:
+        argv += [option, path]
+    result = conn.run(argv, check=False, timeout=60)
+    if result.returncode != 0:
+        line = (result.stdout.strip() or result.stderr.strip() or "?").splitlines()[0]
+        option, _, problem = line.partition("\t")
+        raise InputError(f"{option} {problem}" if problem else f"data/results folders: {line}")
+
+
+@dataclass(frozen=True)
+class Folders:
+    """A session's folders on the host, resolved and checked before anything is built."""
+
+    work: str
+    data: str
+    results: str
+    upload: tuple[Path, str] | None = None
+
+
+def prepare_folders(conn, profile: Profile, options: SubmitOptions) -> Folders:
+    """Resolve ``--data``/``--results`` on the host (``~`` its home; a relative path under
+    the current folder here, under the home on a cluster), make them and check that they
+    are writable folders: each problem is a one-line error naming the option."""
+    from .localhost import LocalHost
+
+    home = conn.home()
+    here = os.getcwd() if isinstance(conn, LocalHost) else home  # one Host API: issue 9
+    work = profile.remote_work_dir(home)
+    data_dir = _abs(options.data or profile.data_dir or f"{work}/data", home, here)
+    results_dir = _abs(options.results or profile.results_dir or f"{work}/results", home, here)
+    for option, path in (("--data", data_dir), ("--results", results_dir)):
+        if any(c in path for c in ",:\n"):
+            raise InputError(f"{option} {path}: a data/results path may not contain ',' or ':' "
+                             "(apptainer --bind syntax)")
+    upload = parse_upload(options.upload) if options.upload else None
+    check_folders(conn, [("--data", data_dir), ("--results", results_dir)])
+    return Folders(work=work, data=data_dir, results=results_dir, upload=upload)
+
+
 def submit(inputs, profile: Profile, conn, options: SubmitOptions, *, say: Say,
            profile_file: str | None = None, notebook: str = "",
-           build_progress: Say | None = None) -> Session:
+           build_progress: Say | None = None, folders: Folders | None = None) -> Session:
     """Make sure the image is on the cluster, submit the job, record the session."""
-    from .build import build_image_remote
+    from .localhost import LocalHost
     from .slurm import sbatch_lines
 
     lines = sbatch_lines(profile, partition=options.partition, time=options.time,
                          gres=options.gres, gpus=options.gpus, cpus=options.cpus,
                          mem=options.mem, account=options.account, qos=options.qos)
-    from .localhost import LocalHost
-
-    home = conn.home()
-    local = isinstance(conn, LocalHost)
-    work = profile.remote_work_dir(home)
-    data_dir = _abs(options.data or profile.data_dir or f"{work}/data", home)
-    results_dir = _abs(options.results or profile.results_dir or f"{work}/results", home)
-    for path in (data_dir, results_dir):
-        if any(c in path for c in ",:\n"):
-            raise InputError(f"{path}: a data/results path may not contain ',' or ':' "
-                             "(apptainer --bind syntax)")
-    if local:
-        from .build import build_image
-        from .cache import ImageCache
-
-        image = build_image(inputs, ImageCache(), progress=build_progress or say)
-    else:
-        image = build_image_remote(inputs, conn, profile, progress=build_progress or say)
-    say(f"image {'found in the cluster cache' if image.cached else 'built'}: {image.path}")
-    if options.upload is not None:
-        conn.makedirs(data_dir, mode=0o700)
-        upload_tree(conn, options.upload, data_dir, say=say)
+    local = isinstance(conn, LocalHost)  # until one Host interface (issue 9)
+    folders = folders or prepare_folders(conn, profile, options)
+    work, data_dir, results_dir = folders.work, folders.data, folders.results
+    image = build_for(inputs, conn, profile, progress=build_progress or say)
+    say(f"image {'found in the cache' if image.cached else 'built'}: {image.path}")
+    if folders.upload is not None:
+        local_dir, dest = folders.upload
+        target = f"{data_dir}/{dest}"
+        conn.makedirs(target, mode=0o700)
+        upload_tree(conn, local_dir, target, say=say)
+        say(f"your data is at /data/{dest} in the notebook")
     session_id = new_session_id(inputs.name)
     session = Session(id=session_id, profile=profile.name, job_id="", config=inputs.name,
                       image=str(image.path), session_dir=f"{work}/sessions/{session_id}",
@@ -279,11 +391,24 @@ def submit(inputs, profile: Profile, conn, options: SubmitOptions, *, say: Say,
     return session
 
 
-def _abs(path: str, home: str) -> str:
+def build_for(inputs, conn, profile: Profile, *, progress: Say):
+    """The session's image: in this machine's cache for ``--local``, else on the cluster."""
+    from .build import build_image, build_image_remote
+    from .cache import ImageCache
+    from .localhost import LocalHost
+
+    if isinstance(conn, LocalHost):
+        return build_image(inputs, ImageCache(), progress=progress)
+    return build_image_remote(inputs, conn, profile, progress=progress)
+
+
+def _abs(path: str, home: str, cwd: str) -> str:
+    """A user's path on the host: ``~`` is the home there, a relative path is under the
+    host's working folder (the current folder here, the login folder on a cluster)."""
     if path == "~" or path.startswith("~/"):
         return home.rstrip("/") + path[1:]
     if not path.startswith("/"):
-        return f"{home.rstrip('/')}/{path}"
+        return os.path.normpath(f"{cwd.rstrip('/')}/{path}")
     return path
 
 
@@ -319,12 +444,14 @@ def attach(conn, session: Session, endpoint: Endpoint, *, local_port: int = 0, s
            tunnel: str = "paramiko") -> str:
     """Forward a local port to Jupyter until interrupted, the job ends or ``stop`` is set.
 
-    Returns why it stopped: ``"interrupted"`` or ``"job-ended"``.
+    Returns why it stopped: ``"interrupted"``, ``"job-ended"`` (COMPLETED: Jupyter was
+    shut down) or ``"job-failed"`` (TIMEOUT, FAILED, CANCELLED elsewhere, node failure ...).
     """
     stop = stop or threading.Event()
     with conn.forward(endpoint.host, endpoint.port, local_port=local_port,
                       via=tunnel) as forward:
         session.local_port = forward.local_port
+        session.extra["ready"] = True
         save_session(session)
         on_ready(lab_url(forward.local_port, endpoint.token))
         warned = False
@@ -334,8 +461,10 @@ def attach(conn, session: Session, endpoint: Endpoint, *, local_port: int = 0, s
                 if info is None or info.state not in ACTIVE_STATES:
                     session.state = info.state if info else "GONE"
                     save_session(session)
-                    say(f"job {session.job_id} ended ({session.state}); tunnel closed")
-                    return "job-ended"
+                    say(f"job {session.job_id} ended ({session.state}); tunnel closed"
+                        + ("" if session.state == "COMPLETED" else
+                           f"; results so far: `hpc-dl4mic fetch {session.id}`"))
+                    return "job-ended" if session.state == "COMPLETED" else "job-failed"
                 left = seconds_left(info.end_time)
                 if not warned and left is not None and left < WALLTIME_WARNING_SECONDS:
                     say(f"warning: job {session.job_id} reaches its time limit in "
@@ -447,6 +576,8 @@ def fetch(conn, session: Session, dest: Path, *, say: Say) -> list[Path]:
     def walk(remote: str, local: Path) -> None:
         for entry in sftp.listdir_attr(remote):
             rpath, lpath = f"{remote}/{entry.filename}", local / entry.filename
+            if statmod.S_ISLNK(entry.st_mode or 0):
+                continue  # e.g. the session's `data` link to /data: never copy the data back
             if statmod.S_ISDIR(entry.st_mode or 0):
                 walk(rpath, lpath)
                 continue
@@ -468,6 +599,8 @@ def fetch(conn, session: Session, dest: Path, *, say: Say) -> list[Path]:
                 part.unlink()
                 raise RemoteError(f"fetch {rpath}: checksum mismatch; run fetch again")
             os.replace(part, lpath)
+            if entry.st_mtime is not None:
+                os.utime(lpath, (entry.st_atime or entry.st_mtime, entry.st_mtime))
             fetched.append(lpath)
             say(f"fetched {lpath}")
 
@@ -481,18 +614,26 @@ def fetch(conn, session: Session, dest: Path, *, say: Say) -> list[Path]:
 
 def run_attached(conn, session: Session, *, ready_timeout: float, local_port: int, say: Say,
                  on_ready: Callable[[str], None], cancel_on_exit: bool,
-                 ask_cancel: Callable[[str], bool] | None, tunnel: str = "paramiko") -> str:
+                 ask_cancel: Callable[[str], bool] | None, tunnel: str = "paramiko",
+                 reconnect: bool = False) -> str:
     """Wait for Jupyter, tunnel it until Ctrl-C / SIGTERM / the job ends, then apply the
-    exit policy (cancel with ``cancel_on_exit``, else ask, else keep). Returns the reason."""
+    exit policy (cancel with ``cancel_on_exit``, else ask, else keep). Returns the reason
+    (see :func:`attach`). A failure of ours while the job runs (the tunnel, a timeout) cancels
+    it too with ``cancel_on_exit``; otherwise the message says that it keeps running."""
     from .runner import terminating
 
     with terminating():
         try:
-            endpoint = wait_until_ready(conn, session, timeout=ready_timeout, say=say)
+            endpoint = wait_until_ready(conn, session, timeout=ready_timeout, say=say,
+                                        reconnect=reconnect)
             reason = attach(conn, session, endpoint, local_port=local_port, say=say,
                             on_ready=on_ready, tunnel=tunnel)
         except (KeyboardInterrupt, Interrupted):
             reason = "interrupted"
+        except Exception:
+            if session.state in ACTIVE_STATES:
+                _after_failure(conn, session, cancel_on_exit=cancel_on_exit, say=say)
+            raise
     if reason == "interrupted":
         question = f"Cancel job {session.job_id} (session {session.id})?"
         if cancel_on_exit or (ask_cancel is not None and ask_cancel(question)):
@@ -503,3 +644,61 @@ def run_attached(conn, session: Session, *, ready_timeout: float, local_port: in
                 f"`hpc-dl4mic connect {session.id}`, stop it with `hpc-dl4mic cancel "
                 f"{session.id}`")
     return reason
+
+
+def _after_failure(conn, session: Session, *, cancel_on_exit: bool, say: Say) -> None:
+    if cancel_on_exit:
+        try:
+            cancel(conn, session)
+            say(f"cancelled job {session.job_id} (--cancel-on-exit)")
+        except Exception as exc:  # noqa: BLE001 - the original failure is what to report
+            say(f"could not cancel job {session.job_id}: {str(exc).splitlines()[0]}; "
+                f"cancel it with `hpc-dl4mic cancel {session.id}`")
+        return
+    say(f"job {session.job_id} keeps running (no --cancel-on-exit); reconnect with "
+        f"`hpc-dl4mic connect {session.id}`, stop it with `hpc-dl4mic cancel {session.id}`")
+
+
+def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
+                      profile_file: Path | None, build: dict, options: dict,
+                      accept_new_host_key: bool, say: Say, build_progress: Say,
+                      on_ready: Callable[[str], None], cancel_on_exit: bool,
+                      ask_cancel: Callable[[str], bool] | None, tunnel: str) -> str:
+    """``hpc-dl4mic submit``: check everything that can be checked here, make sure of the
+    image, submit, then wait and tunnel (:func:`run_attached`). Returns the reason it ended.
+    """
+    from .build import prepare_notebook_image, remote_base_digest
+    from .config import resolve_target
+    from .slurm import sbatch_lines
+
+    opts = SubmitOptions(**options)
+    config = resolve_target(target)
+    if run_local:
+        from .localhost import local_profile
+
+        check_local_options(opts, profile_name=profile_name)
+        profile = local_profile()
+    elif profile_name:
+        profile = get_profile(profile_name, profile_file)
+        check_attach_options(opts)
+    else:
+        raise InputError("name a cluster profile with --profile (or set HPC_DL4MIC_PROFILE), "
+                         "or run on this machine with --local")
+    if opts.upload:
+        parse_upload(opts.upload)
+    sbatch_lines(profile, partition=opts.partition, time=opts.time, gres=opts.gres,
+                 gpus=opts.gpus, cpus=opts.cpus, mem=opts.mem, account=opts.account,
+                 qos=opts.qos)  # resource values are checked before anything remote
+    with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
+        folders = prepare_folders(conn, profile, opts)
+        inputs = prepare_notebook_image(
+            config, **build, **({} if run_local else {"digest": remote_base_digest(conn)}))
+        names = [n.split("/", 1)[1] for n in inputs.files if n.startswith("notebooks/")]
+        session = submit(inputs, profile, conn, opts, say=say,
+                         profile_file=str(profile_file) if profile_file else None,
+                         notebook=names[0] if names else "", build_progress=build_progress,
+                         folders=folders)
+        return run_attached(conn, session, ready_timeout=opts.ready_timeout,
+                            local_port=opts.local_port, say=say, on_ready=on_ready,
+                            cancel_on_exit=cancel_on_exit, ask_cancel=ask_cancel,
+                            tunnel=tunnel)

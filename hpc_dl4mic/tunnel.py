@@ -408,3 +408,9 @@ def openssh_target_args(target: Any) -> list[str]:
         args += ["-l", target.user]
     args += ["--", target.hostname]
     return args
+
+
+def check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """Raise the one-line error ``--port`` deserves when ``host:port`` cannot be listened on
+    (checked before a job is submitted; the forward binds it again later)."""
+    _listen(host, port).close()

@@ -112,7 +112,9 @@ def test_submit_tunnel_connect_logs_fetch_cancel(cluster, base_sif, cluster_prof
                             preexec_fn=interactive_signals)
     url, progress = read_url(proc, timeout=900)
     assert any("uploaded 1 changed file(s)" in line for line in progress)
-    assert cluster.ssh(["cat", f"{data_dir}/sub/cells.txt"]).stdout == "nuclei\n"
+    # uploads land in DATA/<folder name>/, and the message says where the notebook sees them
+    assert cluster.ssh(["cat", f"{data_dir}/my-images/sub/cells.txt"]).stdout == "nuclei\n"
+    assert any("/data/my-images" in line for line in progress)
     assert any("submitted job" in line for line in progress)
     assert any("running on" in line for line in progress)
     token = parse_qs(urlparse(url).query)["token"][0]
@@ -122,6 +124,10 @@ def test_submit_tunnel_connect_logs_fetch_cancel(cluster, base_sif, cluster_prof
     contents = api(url, "/api/contents")
     names = [item["name"] for item in contents["content"]]
     assert any(name.endswith(".ipynb") for name in names), names
+    # the data is visible in Jupyter's file browser through the session's `data` link
+    assert "data" in names, names
+    data_listing = api(url, "/api/contents/data/my-images/sub")
+    assert [item["name"] for item in data_listing["content"]] == ["cells.txt"]
 
     status = json.loads(run_cli(state_env, "status", "--json").stdout)
     assert len(status) == 1 and status[0]["state"] == "RUNNING"
@@ -134,6 +140,9 @@ def test_submit_tunnel_connect_logs_fetch_cancel(cluster, base_sif, cluster_prof
     modes = cluster.ssh(shlex.join(["stat", "-c", "%a %n", session["session_dir"],
                                     session["session_dir"] + "/connection.json"])).stdout
     assert modes.splitlines()[0].startswith("700 ") and modes.splitlines()[1].startswith("600 ")
+    # compute nodes are offline unless the profile says otherwise: the notebooks know it
+    script = cluster.ssh(["cat", session["session_dir"] + "/job.sbatch"]).stdout
+    assert "export APPTAINERENV_HPC_DL4MIC_OFFLINE=1" in script
 
     # Ctrl-C without a TTY keeps the job; the tunnel closes
     code, err = stop(proc, signal.SIGINT)
@@ -161,6 +170,11 @@ def test_submit_tunnel_connect_logs_fetch_cancel(cluster, base_sif, cluster_prof
     fetched = run_cli(state_env, "fetch", session["id"], "--dest", str(dest))
     assert fetched.returncode == 0, fetched.stderr
     assert any(p.suffix == ".ipynb" for p in dest.iterdir())
+    assert not (dest / "data").exists()  # the link to the data is not followed back
+    notebook = next(p for p in dest.iterdir() if p.suffix == ".ipynb")
+    remote_mtime = cluster.ssh(["stat", "-c", "%Y", f"{session['results_dir']}/{session['id']}/"
+                                                    f"{notebook.name}"]).stdout.strip()
+    assert int(notebook.stat().st_mtime) == int(remote_mtime)  # fetch keeps modification times
     again_fetch = run_cli(state_env, "fetch", session["id"], "--dest", str(dest))
     assert "0 file(s) fetched" in again_fetch.stderr  # unchanged files are skipped
 
@@ -168,6 +182,21 @@ def test_submit_tunnel_connect_logs_fetch_cancel(cluster, base_sif, cluster_prof
     assert cancelled.returncode == 0, cancelled.stderr
     assert "CANCELLED" in cancelled.stdout or "COMPLETED" in cancelled.stdout
     assert run_cli(state_env, "status", "--json").stdout.strip() == "[]"
+
+
+def test_bad_data_and_results_folders_are_refused_before_anything_runs(cluster, cluster_profile,
+                                                                      state_env, base_sif):
+    before = json.loads(run_cli(state_env, "status", "--json", "--all").stdout)
+    for option, path, problem in (("--data", "/etc/hostname", "not a folder"),
+                                  ("--results", "/root/hpc-dl4mic-results", "cannot be created"),
+                                  ("--results", "/usr/share", "not writable")):
+        out = subprocess.run(cli_argv(*submit_args(base_sif, cluster_profile, option, path)),
+                             env=state_env, capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL)
+        assert out.returncode == 2, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"{option} {path}: {problem}" in lines[0], out.stderr
+    assert json.loads(run_cli(state_env, "status", "--json", "--all").stdout) == before
 
 
 def test_job_failing_at_start_is_an_error_with_the_log_tail(cluster, base_sif, cluster_profile,

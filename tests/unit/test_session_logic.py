@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -80,7 +81,75 @@ def test_wait_reports_each_state_once_and_returns_the_endpoint(session, monkeypa
     endpoint = sess.wait_until_ready(conn, session, timeout=100, say=lines.append)
     assert endpoint == sess.Endpoint("node7", 4321, "t0k")
     assert lines == ["job 77 queued: PENDING (Priority)",
-                     "job 77 running on node7; starting Jupyter ..."]
+                     "job 77 running on node7; Jupyter is ready"]
+
+
+def test_wait_says_starting_jupyter_only_while_it_is_not_ready(session, monkeypatch):
+    use(monkeypatch, FakeScheduler(["RUNNING"]))
+    conn = FakeConn()
+    lines = []
+    fast_clock(monkeypatch, step=1)
+    real_read = sess.read_endpoint
+    calls = []
+
+    def later(c, s):
+        calls.append(1)
+        if len(calls) > 3:
+            c.files["/w/sessions/S-1/connection.json"] = b'{"host": "n", "port": 1, "token": "t"}'
+        return real_read(c, s)
+
+    monkeypatch.setattr(sess, "read_endpoint", later)
+    assert sess.wait_until_ready(conn, session, timeout=100, say=lines.append).port == 1
+    assert lines == ["job 77 running on node7; starting Jupyter ..."]
+
+
+def test_connect_to_an_ended_session_says_it_ended_not_that_it_never_started(session,
+                                                                              monkeypatch):
+    use(monkeypatch, FakeScheduler(["CANCELLED"]))
+    fast_clock(monkeypatch, step=2)
+    with pytest.raises(RemoteError) as info:
+        sess.wait_until_ready(FakeConn(), session, timeout=100, say=lambda _l: None,
+                              reconnect=True)
+    assert "has ended (job 77 CANCELLED)" in str(info.value)
+    assert "before Jupyter was ready" not in str(info.value)
+
+
+@pytest.mark.parametrize("cancel_on_exit", [True, False])
+def test_a_failure_after_submission_cancels_only_with_cancel_on_exit(session, monkeypatch,
+                                                                     cancel_on_exit):
+    scheduler = FakeScheduler(["RUNNING"])
+    use(monkeypatch, scheduler)
+    session.state = "RUNNING"
+
+    def broken_forward(*a, **kw):
+        raise OverflowError("bind(): port must be 0-65535.")
+
+    conn = FakeConn({"/w/sessions/S-1/connection.json":
+                     b'{"host": "node7", "port": 4321, "token": "t0k"}'})
+    monkeypatch.setattr(conn, "forward", broken_forward)
+    monkeypatch.setattr(sess, "cancel", lambda c, s: scheduler.cancel(s.job_id))
+    fast_clock(monkeypatch, step=2)
+    lines = []
+    with pytest.raises(OverflowError):
+        sess.run_attached(conn, session, ready_timeout=100, local_port=0, say=lines.append,
+                          on_ready=lambda u: None, cancel_on_exit=cancel_on_exit,
+                          ask_cancel=None)
+    assert scheduler.cancelled is cancel_on_exit
+    assert ("cancelled job 77" if cancel_on_exit else "keeps running") in lines[-1]
+
+
+@pytest.mark.parametrize("end,reason", [("COMPLETED", "job-ended"), ("TIMEOUT", "job-failed"),
+                                        ("FAILED", "job-failed")])
+def test_a_job_ending_while_attached_is_a_failure_unless_completed(session, monkeypatch, end,
+                                                                   reason):
+    use(monkeypatch, FakeScheduler(["RUNNING", end]))
+    stop = threading.Event()
+    monkeypatch.setattr(stop, "wait", lambda _t: False)
+    lines = []
+    got = sess.attach(FakeConn(), session, sess.Endpoint("node7", 4321, "t0k"),
+                      say=lines.append, on_ready=lambda u: None, stop=stop)
+    assert got == reason
+    assert f"ended ({end})" in lines[-1]
 
 
 def test_job_ending_before_ready_is_an_error_with_the_log_tail(session, monkeypatch):
@@ -197,3 +266,35 @@ def test_log_is_read_from_an_offset(session):
     assert sess.read_log(conn, session) == ("one\ntwo\n", 8)
     assert sess.read_log(conn, session, offset=4) == ("two\n", 8)
     assert sess.read_log(FakeConn(), session, offset=3) == ("", 3)
+
+
+def test_job_script_sets_offline_unless_the_profile_says_nodes_have_internet(session):
+    from dataclasses import replace
+
+    from hpc_dl4mic.profiles import Profile
+
+    profile = Profile(name="p", host="h")
+    script = sess.render_job_script(session, profile, image_name="X", sbatch_lines=[])
+    assert "export APPTAINERENV_HPC_DL4MIC_OFFLINE=1" in script
+    assert "ln -s /data /results/data" in script  # the data shows in Jupyter's file browser
+    if "node_internet" in Profile.__dataclass_fields__:
+        online = sess.render_job_script(session, replace(profile, node_internet=True),
+                                        image_name="X", sbatch_lines=[])
+        assert "HPC_DL4MIC_OFFLINE" not in online
+
+
+def test_relative_paths_are_under_the_hosts_working_folder():
+    assert sess._abs("x/y", "/home/u", "/work/here") == "/work/here/x/y"
+    assert sess._abs("./x", "/home/u", "/home/u") == "/home/u/x"
+    assert sess._abs("~/d", "/home/u", "/work/here") == "/home/u/d"
+    assert sess._abs("/abs", "/home/u", "/work/here") == "/abs"
+
+
+@pytest.mark.parametrize("value,dest", [("{src}", "my-images"), ("{src}:sets/a", "sets/a"),
+                                        ("{src}/", "my-images")])
+def test_upload_goes_into_its_own_folder_under_data(tmp_path, value, dest):
+    src = tmp_path / "my-images"
+    src.mkdir()
+    local, got = sess.parse_upload(value.format(src=src))
+    assert local == src or local == Path(str(src) + "/")
+    assert got == dest
