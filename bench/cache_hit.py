@@ -49,8 +49,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/var/tmp/hpc-dl4mic-bench-cache"))
     args = parser.parse_args()
 
-    from hpc_dl4mic.build import build_image, prepare_base_image
-    from hpc_dl4mic.cache import ImageCache
+    from hpc_dl4mic.images.build import build_image, prepare_base_image
+    from hpc_dl4mic.images.cache import ImageCache
 
     ca = CA if any(CA.glob("*.crt")) else None
     test_cache = Path(os.environ.get("HPC_DL4MIC_TEST_CACHE", "/var/tmp/hpc-dl4mic-test-cache"))

@@ -2,7 +2,7 @@
 
 Each notebook is read once, converted in both modes (batch and interactive) with its config's
 ``sections_to_remove``, validated and written, as a build does. The clock starts before
-``hpc_dl4mic.notebook`` (and so nbformat) is imported; interpreter start-up (~0.04 s) is
+``hpc_dl4mic.notebooks.convert`` (and so nbformat) is imported; interpreter start-up (~0.04 s) is
 not included. CPU time is printed too: on a busy machine it varies less than wall time.
 Reference: DL4MicEverywhere's converter, run once per notebook over the same 29 notebooks,
 took 14.8 s on this machine (docs: dl4miceverywhere-format.md).
@@ -51,7 +51,7 @@ def main() -> int:
         started, cpu_started = time.perf_counter(), time.process_time()
         import hashlib
 
-        from hpc_dl4mic.notebook import convert, read_notebook, write_notebook
+        from hpc_dl4mic.notebooks.convert import convert, read_notebook, write_notebook
 
         imported = time.perf_counter()
         per_mode = dict.fromkeys(("read", *modes), 0.0)
@@ -72,7 +72,7 @@ def main() -> int:
     n = len(jobs)
     print(f"converted {n} notebooks x {len(modes)} mode(s) ({', '.join(modes)}) "
           f"in {total:.3f} s total (CPU {cpu:.3f} s)")
-    print(f"  import of hpc_dl4mic.notebook: {imported - started:.3f} s")
+    print(f"  import of hpc_dl4mic.notebooks.convert: {imported - started:.3f} s")
     for step, seconds in per_mode.items():
         what = "read+hash" if step == "read" else f"{step} (convert+validate+write)"
         print(f"  {what:34s}: {seconds:.3f} s ({seconds / n * 1000:.1f} ms per notebook)")

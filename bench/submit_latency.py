@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from hpc_dl4mic.errors import HpcDl4micError  # noqa: E402
-from hpc_dl4mic.profiles import Profile  # noqa: E402
+from hpc_dl4mic.remote.profiles import Profile  # noqa: E402
 
 CLUSTER_BASE = Path(os.environ.get("HPC_DL4MIC_CLUSTER", "/tmp/hpc-dl4mic-cluster"))
 TEST_CACHE = Path(os.environ.get("HPC_DL4MIC_TEST_CACHE", "/var/tmp/hpc-dl4mic-test-cache"))
@@ -93,9 +93,9 @@ def cluster_profile(env: dict[str, str]) -> Profile:
 
 def image_inputs():
     """The base SIF (machine-local cache) and the notebook image's build inputs."""
-    from hpc_dl4mic.build import build_image, prepare_base_image, prepare_notebook_image
-    from hpc_dl4mic.cache import ImageCache
-    from hpc_dl4mic.config import resolve_target
+    from hpc_dl4mic.catalogue.config import resolve_target
+    from hpc_dl4mic.images.build import build_image, prepare_base_image, prepare_notebook_image
+    from hpc_dl4mic.images.cache import ImageCache
 
     certs = CA_CERTS if any(CA_CERTS.glob("*.crt")) else None
     TEST_CACHE.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ class StatePoller:
         self._thread.start()
 
     def _run(self, job_id: str) -> None:
-        from hpc_dl4mic.slurm import job_info
+        from hpc_dl4mic.jobs.slurm import job_info
 
         deadline = time.monotonic() + self.limit
         while not self._stop.is_set() and time.monotonic() < deadline:
@@ -200,7 +200,7 @@ class StatePoller:
 
 
 def final_info(conn, job_id: str):
-    from hpc_dl4mic.slurm import job_info
+    from hpc_dl4mic.jobs.slurm import job_info
 
     try:
         return job_info(conn, job_id)
@@ -272,8 +272,8 @@ def measured(conn, quiet_wait: float, max_busy: float, flow) -> dict:
 def run_ours(conn, poll_conn, inputs, profile: Profile, *, timeout: float, offset: float,
              state_poll: float) -> dict:
     """One `submit`: the library's calls, in-process, timestamped."""
-    from hpc_dl4mic.session import SubmitOptions, attach, cancel, submit, wait_until_ready
-    from hpc_dl4mic.slurm import cancel as scancel
+    from hpc_dl4mic.jobs.slurm import cancel as scancel
+    from hpc_dl4mic.sessions.session import SubmitOptions, attach, cancel, submit, wait_until_ready
 
     m: dict[str, float] = {}
     # SSH round trips per phase: exec channels (each >= 2 round trips: open + exec) and
@@ -485,7 +485,7 @@ wait
 def run_reference(ssh: OpenSsh, conn, image: str, profile: Profile, *, timeout: float,
                   offset: float, state_poll: float) -> dict:
     """The hand-written flow: ssh sbatch, poll the ready file every 0.5 s, ssh -O forward -L."""
-    from hpc_dl4mic.slurm import sbatch_lines
+    from hpc_dl4mic.jobs.slurm import sbatch_lines
 
     m: dict[str, float] = {}
     d = f"{conn.home()}/.hpc-dl4mic-bench/ref-{os.getpid()}-{time.time_ns()}"
@@ -713,8 +713,8 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="hpc-dl4mic-bench-"))
     os.environ["XDG_STATE_HOME"] = str(tmp / "state")  # sessions stay out of the user's state
-    from hpc_dl4mic.build import build_image_remote
-    from hpc_dl4mic.session import open_connection
+    from hpc_dl4mic.images.build import build_image_remote
+    from hpc_dl4mic.sessions.session import open_connection
 
     env = cluster_env()
     profile = cluster_profile(env)

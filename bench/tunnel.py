@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hpc_dl4mic.ssh import Connection, resolve_target  # noqa: E402
-from hpc_dl4mic.tunnel import LocalForward  # noqa: E402
+from hpc_dl4mic.remote.ssh import Connection, resolve_target  # noqa: E402
+from hpc_dl4mic.remote.tunnel import LocalForward  # noqa: E402
 
 # Server: reads an 8-byte big-endian length, sends that many bytes, closes.
 SERVER = r"""

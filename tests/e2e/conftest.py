@@ -56,8 +56,8 @@ TEST_IMAGE_CACHE = Path(os.environ.get("HPC_DL4MIC_TEST_CACHE", "/var/tmp/hpc-dl
 def base_sif(cluster) -> Path:
     """The small Debian base SIF, built once per machine and reused by content hash from a
     machine-local cache (HPC_DL4MIC_TEST_CACHE); readable by the cluster's test user."""
-    from hpc_dl4mic.build import build_image, prepare_base_image
-    from hpc_dl4mic.cache import ImageCache
+    from hpc_dl4mic.images.build import build_image, prepare_base_image
+    from hpc_dl4mic.images.cache import ImageCache
 
     ca_dir = Path("/usr/local/share/ca-certificates")
     inputs = prepare_base_image(ca_certs=ca_dir if any(ca_dir.glob("*.crt")) else None)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hpc_dl4mic.errors import RemoteError
-from hpc_dl4mic.ssh import Connection, resolve_target
+from hpc_dl4mic.remote.ssh import Connection, resolve_target
 
 pytestmark = pytest.mark.e2e
 

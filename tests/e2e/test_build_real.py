@@ -15,16 +15,16 @@ from pathlib import Path
 import pytest
 from seeddata import COLAB_NOTEBOOKS, interactive_signals
 
-from hpc_dl4mic.build import (
+from hpc_dl4mic.catalogue.config import resolve_target
+from hpc_dl4mic.errors import BuildError
+from hpc_dl4mic.images.build import (
     KEY_LABEL,
     build_image,
     inspect_labels,
     prepare_notebook_image,
     verify_cache,
 )
-from hpc_dl4mic.cache import ImageCache
-from hpc_dl4mic.config import resolve_target
-from hpc_dl4mic.errors import BuildError
+from hpc_dl4mic.images.cache import ImageCache
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from hpc_dl4mic.notebook import convert_file, read_notebook
-from hpc_dl4mic.params import extract_params, validate_values
+from hpc_dl4mic.notebooks.convert import convert_file, read_notebook
+from hpc_dl4mic.notebooks.params import extract_params, validate_values
 
 pytestmark = pytest.mark.e2e
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from hpc_dl4mic.errors import CommandError, InputError, RemoteError
-from hpc_dl4mic.ssh import Connection, SshTarget, fingerprint, resolve_target
-from hpc_dl4mic.tunnel import LocalForward
+from hpc_dl4mic.remote.ssh import Connection, SshTarget, fingerprint, resolve_target
+from hpc_dl4mic.remote.tunnel import LocalForward
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from hpc_dl4mic.errors import HpcDl4micError
-from hpc_dl4mic.ssh import Connection, resolve_target
+from hpc_dl4mic.remote.ssh import Connection, resolve_target
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +60,7 @@ def test_openssh_forward_reaches_the_server_and_closes(cluster, web_server):
 
 
 def test_openssh_forward_refuses_an_unknown_host_key(cluster, web_server, tmp_path):
-    from hpc_dl4mic.tunnel import OpenSshForward
+    from hpc_dl4mic.remote.tunnel import OpenSshForward
 
     empty = tmp_path / "known_hosts"
     empty.write_text("")

@@ -61,7 +61,7 @@ CASE_IDS = ["port-out-of-range", "port-negative", "no-profile", "local-with-prof
 @pytest.mark.parametrize("case_id", CASE_IDS)
 def test_bad_submit_input_is_one_line_exit_2_before_anything_runs(case_id, tmp_path, env,
                                                                    monkeypatch):
-    import hpc_dl4mic.session as sess
+    import hpc_dl4mic.sessions.session as sess
 
     def no_connection(*a, **kw):  # cases that need no cluster must not reach one
         if case_id.startswith("local-"):

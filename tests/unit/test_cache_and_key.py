@@ -11,10 +11,15 @@ from pathlib import Path
 import pytest
 from seeddata import COLAB_NOTEBOOKS
 
-from hpc_dl4mic.build import KEY_LABEL, base_digest, prepare_base_image, prepare_notebook_image
-from hpc_dl4mic.cache import ImageCache, ImageRecord, tmp_dir_mode
-from hpc_dl4mic.config import Base, resolve_target
+from hpc_dl4mic.catalogue.config import Base, resolve_target
 from hpc_dl4mic.errors import InputError
+from hpc_dl4mic.images.build import (
+    KEY_LABEL,
+    base_digest,
+    prepare_base_image,
+    prepare_notebook_image,
+)
+from hpc_dl4mic.images.cache import ImageCache, ImageRecord, tmp_dir_mode
 
 NOTEBOOK = COLAB_NOTEBOOKS / "StarDist_2D_ZeroCostDL4Mic.ipynb"
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -54,7 +59,7 @@ def test_key_changes_with_every_input(tmp_path):
 
 
 def test_key_ignores_the_tool_version(monkeypatch):
-    import hpc_dl4mic.render as render
+    import hpc_dl4mic.images.render as render
 
     first = prepare()
     original = render.make_spec

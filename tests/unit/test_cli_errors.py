@@ -12,7 +12,7 @@ def _boom(*args, **kwargs):
 
 
 def test_unexpected_exception_is_one_line_with_a_hint(monkeypatch):
-    monkeypatch.setattr("hpc_dl4mic.config.resolve_target", _boom)
+    monkeypatch.setattr("hpc_dl4mic.catalogue.config.resolve_target", _boom)
     result = CliRunner().invoke(cli.main, ["show", "x"], catch_exceptions=False)
     assert result.exit_code == 1
     assert "Traceback" not in result.stderr
@@ -22,7 +22,7 @@ def test_unexpected_exception_is_one_line_with_a_hint(monkeypatch):
 
 
 def test_verbose_shows_the_traceback(monkeypatch):
-    monkeypatch.setattr("hpc_dl4mic.config.resolve_target", _boom)
+    monkeypatch.setattr("hpc_dl4mic.catalogue.config.resolve_target", _boom)
     result = CliRunner().invoke(cli.main, ["show", "x", "-v"], catch_exceptions=False)
     assert result.exit_code == 2  # `show` has no -v: a usage error, never a traceback
     result = CliRunner().invoke(cli.main, ["-v", "show", "x"], catch_exceptions=False)

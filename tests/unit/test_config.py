@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from seeddata import CONFIGS, SEED_CONFIGS, config_paths
 
-from hpc_dl4mic.config import (
+from hpc_dl4mic.catalogue.config import (
     SECTION_TOKEN,
     catalogue,
     load_config,

@@ -19,7 +19,7 @@ from seeddata import COLAB_NOTEBOOKS, configs_with_notebooks
 
 from hpc_dl4mic import __version__
 from hpc_dl4mic.errors import InputError, NotebookError
-from hpc_dl4mic.notebook import (
+from hpc_dl4mic.notebooks.convert import (
     convert,
     convert_file,
     default_path,

@@ -10,8 +10,8 @@ import pytest
 from seeddata import COLAB_NOTEBOOKS, configs_with_notebooks
 
 from hpc_dl4mic.errors import InputError, ParameterError
-from hpc_dl4mic.notebook import read_notebook
-from hpc_dl4mic.params import (
+from hpc_dl4mic.notebooks.convert import read_notebook
+from hpc_dl4mic.notebooks.params import (
     ParamSpec,
     extract_params,
     parse_param_line,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hpc_dl4mic.errors import InputError
-from hpc_dl4mic.profiles import Profile, get_profile, load_profiles, save_profile
-from hpc_dl4mic.slurm import parse_scontrol, render_template, sbatch_lines, with_modules
+from hpc_dl4mic.jobs.slurm import parse_scontrol, render_template, sbatch_lines, with_modules
+from hpc_dl4mic.remote.profiles import Profile, get_profile, load_profiles, save_profile
 
 
 def test_builtin_localhost_profile_points_at_the_local_test_cluster(tmp_path, monkeypatch):

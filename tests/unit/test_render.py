@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from seeddata import config_paths
 
-from hpc_dl4mic.config import load_config, parse_base, resolve_target
+from hpc_dl4mic.catalogue.config import load_config, parse_base, resolve_target
 from hpc_dl4mic.errors import ConfigError, InputError
-from hpc_dl4mic.render import (
+from hpc_dl4mic.images.render import (
     keyed_definition,
     make_spec,
     render_definition,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from hpc_dl4mic import session as sess
 from hpc_dl4mic.errors import RemoteError
-from hpc_dl4mic.slurm import JobInfo
+from hpc_dl4mic.jobs.slurm import JobInfo
+from hpc_dl4mic.sessions import session as sess
 
 
 class FakeScheduler:
@@ -221,7 +221,7 @@ def test_sessions_are_recorded_private_and_found_by_prefix_or_job_id(session):
 
 
 def test_job_script_quotes_paths_and_keeps_the_token_out_of_argv(session):
-    from hpc_dl4mic.profiles import Profile
+    from hpc_dl4mic.remote.profiles import Profile
 
     session.results_dir = "/w/my results; rm -rf ~"
     script = sess.render_job_script(session, Profile(name="p", host="h", modules=("apptainer",)),
@@ -271,7 +271,7 @@ def test_log_is_read_from_an_offset(session):
 def test_job_script_sets_offline_unless_the_profile_says_nodes_have_internet(session):
     from dataclasses import replace
 
-    from hpc_dl4mic.profiles import Profile
+    from hpc_dl4mic.remote.profiles import Profile
 
     profile = Profile(name="p", host="h")
     script = sess.render_job_script(session, profile, image_name="X", sbatch_lines=[])

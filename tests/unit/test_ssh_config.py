@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hpc_dl4mic.errors import InputError
-from hpc_dl4mic.ssh import (
+from hpc_dl4mic.remote.ssh import (
     SshTarget,
     _chain,
     _preferred_key_types,
@@ -26,7 +26,7 @@ from hpc_dl4mic.ssh import (
     remote_command,
     resolve_target,
 )
-from hpc_dl4mic.tunnel import LocalForward
+from hpc_dl4mic.remote.tunnel import LocalForward
 
 # A fixed ed25519 public key and the fingerprint `ssh-keygen -lf` printed for it.
 PUB = "AAAAC3NzaC1lZDI1NTE5AAAAIIo3o/ovz97VR2RXdSQaHr0KL6tyq5R8htY42+QEYBfb"
@@ -222,7 +222,7 @@ def test_append_known_host_creates_private_file(tmp_path: Path) -> None:
 
 def test_known_key_types_are_preferred() -> None:
     current = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]
-    from hpc_dl4mic.ssh import KnownHostEntry
+    from hpc_dl4mic.remote.ssh import KnownHostEntry
 
     rsa = KnownHostEntry(Path("k"), 1, ("h",), "ssh-rsa", b"")
     assert _preferred_key_types(current, [rsa]) == [
@@ -259,7 +259,7 @@ def test_remote_command_env_and_cwd(tmp_path: Path) -> None:
 
 
 def test_modules_do_not_import_paramiko() -> None:
-    code = ("import sys, hpc_dl4mic.ssh, hpc_dl4mic.tunnel; "
+    code = ("import sys, hpc_dl4mic.remote.ssh, hpc_dl4mic.remote.tunnel; "
             "print('paramiko' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2]).stdout
@@ -284,7 +284,7 @@ def test_local_forward_port_in_use_and_closing() -> None:
 
 
 def test_unreadable_key_is_input_error(tmp_path: Path) -> None:
-    from hpc_dl4mic.ssh import _load_key
+    from hpc_dl4mic.remote.ssh import _load_key
 
     with pytest.raises(InputError, match="cannot read SSH key file"):
         _load_key(tmp_path, "x", None, [])  # a directory: unreadable even for root

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from .. import __version__
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -29,7 +29,7 @@ class Group(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context):
-        from .errors import HpcDl4micError
+        from ..errors import HpcDl4micError
 
         try:
             return super().invoke(ctx)
@@ -74,7 +74,7 @@ def main(debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(as_json: bool) -> None:
     """List the notebooks hpc-dl4mic knows."""
-    from .config import catalogue, load_config
+    from ..catalogue.config import catalogue, load_config
 
     configs = [load_config(e.path, name=e.name, group=e.group) for e in catalogue()]
     if as_json:
@@ -94,7 +94,7 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(target: str, as_json: bool) -> None:
     """Show one notebook's configuration."""
-    from .config import resolve_target
+    from ..catalogue.config import resolve_target
 
     data = resolve_target(target).to_dict()
     if as_json:
@@ -142,8 +142,8 @@ def render(target: str, docker: bool, apptainer: bool, output: Path, base: str |
     Without --docker/--apptainer both are written (the Dockerfile only for docker:// bases).
     Local files given with --notebook/--requirements/--ca-certs are copied in too.
     """
-    from .config import resolve_target
-    from .context import render_to_dir
+    from ..catalogue.config import resolve_target
+    from ..images.context import render_to_dir
 
     if not docker and not apptainer:
         docker = apptainer = True
@@ -174,7 +174,7 @@ def convert(target: str, mode: str, output: Path | None, notebook: Path | None,
     interactive: form fields become ipywidgets, values saved to the results folder.
     batch: every #@param is a papermill parameter (first cell tagged `parameters`).
     """
-    from .sources import convert_target
+    from ..catalogue.sources import convert_target
 
     click.echo(str(convert_target(target, mode=mode, output=output, notebook=notebook,
                                   sections=sections, renumber=renumber, data_dir=data_dir,
@@ -192,8 +192,8 @@ def convert(target: str, mode: str, output: Path | None, notebook: Path | None,
 def params(target: str, notebook: Path | None, sections: str | None,
            values: tuple[tuple[str, str], ...], as_json: bool) -> None:
     """List the notebook's form fields (papermill parameters), or check values with -p."""
-    from .params import spec_to_dict, validate_values
-    from .sources import target_params
+    from ..catalogue.sources import target_params
+    from ..notebooks.params import spec_to_dict, validate_values
 
     specs = target_params(target, notebook=notebook, sections=sections)
     if values:
@@ -208,7 +208,7 @@ def params(target: str, notebook: Path | None, sections: str | None,
 
 
 def _progress(verbose: bool):
-    from .progress import Progress
+    from ..progress import Progress
 
     return Progress(verbose=verbose)
 
@@ -247,21 +247,21 @@ def build(target: str, base: str | None, cpu: bool, notebook: Path | None,
           on_profile: str | None, build_on: str | None, accept_new_host_key: bool,
           profile_file: Path | None, verbose: bool, as_json: bool) -> None:
     """Build TARGET's SIF image (or find it in the cache) and print its path."""
-    from .build import (
+    from ..catalogue.config import resolve_target
+    from ..images.build import (
         build_image,
         build_image_remote,
         prepare_notebook_image,
         remote_base_digest,
     )
-    from .cache import ImageCache
-    from .config import resolve_target
+    from ..images.cache import ImageCache
 
     config = resolve_target(target)
     options = dict(notebook=notebook, requirements=requirements, base=base, gpu=not cpu,
                    ca_certs=ca_certs, system_python=system_python)
     if on_profile:
-        from .profiles import get_profile
-        from .session import open_connection
+        from ..remote.profiles import get_profile
+        from ..sessions.session import open_connection
 
         profile = get_profile(on_profile, profile_file)
         with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
@@ -299,8 +299,8 @@ def base_cmd(suite: str, mirror: str | None, ca_certs: Path | None, cache_dir: P
 
     Notebook images start from it with --base localimage:PATH (no registry needed).
     """
-    from .build import build_image, prepare_base_image
-    from .cache import ImageCache
+    from ..images.build import build_image, prepare_base_image
+    from ..images.cache import ImageCache
 
     result = build_image(prepare_base_image(suite, mirror, ca_certs=ca_certs),
                          ImageCache(cache_dir), progress=_progress(verbose))
@@ -331,10 +331,10 @@ def cache_build(names: tuple[str, ...], build_all: bool, notebook_dir: Path | No
                 system_python: bool, cache_dir: Path | None, verbose: bool,
                 as_json: bool) -> None:
     """Pre-build images for NAMES (or --all); continue past failures, report them at the end."""
-    from .build import build_many
-    from .cache import ImageCache
-    from .config import catalogue, load_config, resolve_target
-    from .errors import InputError
+    from ..catalogue.config import catalogue, load_config, resolve_target
+    from ..errors import InputError
+    from ..images.build import build_many
+    from ..images.cache import ImageCache
 
     if build_all == bool(names):
         raise InputError("give notebook NAMES or --all (not both)")
@@ -362,7 +362,7 @@ def cache_list(cache_dir: Path | None, as_json: bool) -> None:
     """List the images in the cache (name, key, size, date, labels)."""
     import datetime
 
-    from .cache import ImageCache
+    from ..images.cache import ImageCache
 
     records = ImageCache(cache_dir).records()
     if as_json:
@@ -379,8 +379,8 @@ def cache_list(cache_dir: Path | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cache_verify(cache_dir: Path | None, as_json: bool) -> None:
     """Check every image's size, checksum and key label; exit 1 if any is bad."""
-    from .build import verify_cache
-    from .cache import ImageCache
+    from ..images.build import verify_cache
+    from ..images.cache import ImageCache
 
     results = verify_cache(ImageCache(cache_dir))
     if as_json:
@@ -400,7 +400,7 @@ def cache_verify(cache_dir: Path | None, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
 def cache_prune(cache_dir: Path | None, keep: int | None, orphans: bool, dry_run: bool) -> None:
     """Remove old images, orphans and leftovers of interrupted builds (older than a day)."""
-    from .cache import ImageCache
+    from ..images.cache import ImageCache
 
     for path in ImageCache(cache_dir).prune(keep=keep, orphans=orphans, dry_run=dry_run):
         click.echo(f"{'would remove' if dry_run else 'removed'} {path}")
@@ -416,7 +416,7 @@ def profile_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def profile_list(profile_file: Path | None, as_json: bool) -> None:
     """List profiles (the built-in `localhost` is the local test cluster)."""
-    from .profiles import load_profiles
+    from ..remote.profiles import load_profiles
 
     profiles = load_profiles(profile_file)
     if as_json:
@@ -433,7 +433,7 @@ def profile_list(profile_file: Path | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def profile_show(name: str, profile_file: Path | None, as_json: bool) -> None:
     """Show one profile."""
-    from .profiles import get_profile
+    from ..remote.profiles import get_profile
 
     data = get_profile(name, profile_file).to_dict()
     if as_json:
@@ -452,8 +452,8 @@ def profile_show(name: str, profile_file: Path | None, as_json: bool) -> None:
 def profile_test(name: str, profile_file: Path | None, accept_new_host_key: bool,
                  as_json: bool) -> None:
     """Connect and check sbatch, apptainer and the cluster folders; exit 1 if any is missing."""
-    from .profiles import check_profile, get_profile
-    from .session import open_connection
+    from ..remote.profiles import check_profile, get_profile
+    from ..sessions.session import open_connection
 
     profile = get_profile(name, profile_file)
     with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
@@ -494,7 +494,7 @@ def profile_test(name: str, profile_file: Path | None, accept_new_host_key: bool
 def profile_add(name: str, profile_file: Path | None, time_: str | None,
                 modules: tuple[str, ...], sbatch_extra: tuple[str, ...], **values) -> None:
     """Add or replace profile NAME."""
-    from .profiles import Profile, save_profile
+    from ..remote.profiles import Profile, save_profile
 
     path = save_profile(Profile(name=name, time=time_, modules=modules,
                                 sbatch_extra=sbatch_extra, **values), profile_file)
@@ -587,7 +587,7 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
     Ctrl-C; the job keeps running unless --cancel-on-exit (or you say so when asked).
     With --local the same job script runs on this machine (no SLURM, no SSH).
     """
-    from .session import submit_and_attach
+    from ..sessions.session import submit_and_attach
 
     reason = submit_and_attach(
         target, profile_name=profile_name, run_local=run_local, profile_file=profile_file,
@@ -619,7 +619,7 @@ def _exit_for(reason: str) -> None:
 def connect(session_id: str, local_port: int, no_browser: bool, cancel_on_exit: bool,
             ready_timeout: float, tunnel: str, accept_new_host_key: bool) -> None:
     """Re-open the tunnel to a running session's Jupyter."""
-    from .session import find_session, open_connection, run_attached, session_profile
+    from ..sessions.session import find_session, open_connection, run_attached, session_profile
 
     session = find_session(session_id)
     with open_connection(session_profile(session),
@@ -637,7 +637,13 @@ def connect(session_id: str, local_port: int, no_browser: bool, cancel_on_exit: 
 @click.option("--all", "show_all", is_flag=True, help="Also sessions that have ended.")
 def status(session_id: str | None, as_json: bool, show_all: bool) -> None:
     """Sessions and their job states (asks SLURM about the active ones)."""
-    from .session import ACTIVE_STATES, find_session, load_sessions, refresh_all, seconds_left
+    from ..sessions.session import (
+        ACTIVE_STATES,
+        find_session,
+        load_sessions,
+        refresh_all,
+        seconds_left,
+    )
 
     sessions = [find_session(session_id)] if session_id else load_sessions()
     refresh_all(sessions, warn=lambda line: click.echo(f"hpc-dl4mic: {line}", err=True))
@@ -660,7 +666,7 @@ def status(session_id: str | None, as_json: bool, show_all: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
 def logs(session_id: str, follow: bool) -> None:
     """Print a session's job log."""
-    from .session import find_session, open_connection, print_log, session_profile
+    from ..sessions.session import find_session, open_connection, print_log, session_profile
 
     session = find_session(session_id)
     with open_connection(session_profile(session)) as conn:
@@ -671,8 +677,8 @@ def logs(session_id: str, follow: bool) -> None:
 @click.argument("session_id", metavar="SESSION")
 def cancel(session_id: str) -> None:
     """Cancel a session's job."""
-    from .session import cancel as cancel_session
-    from .session import find_session, open_connection, session_profile
+    from ..sessions.session import cancel as cancel_session
+    from ..sessions.session import find_session, open_connection, session_profile
 
     session = find_session(session_id)
     with open_connection(session_profile(session)) as conn:
@@ -686,8 +692,8 @@ def cancel(session_id: str) -> None:
               help="Local folder (default ./SESSION).")
 def fetch(session_id: str, dest: Path | None) -> None:
     """Copy a session's results folder from the cluster (resumable, checksummed)."""
-    from .session import fetch as fetch_results
-    from .session import find_session, open_connection, session_profile
+    from ..sessions.session import fetch as fetch_results
+    from ..sessions.session import find_session, open_connection, session_profile
 
     session = find_session(session_id)
     with open_connection(session_profile(session)) as conn:

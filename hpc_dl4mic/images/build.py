@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
+from ..catalogue.config import Base, NotebookConfig
+from ..errors import BuildError, CommandError, InputError
+from ..fsutil import atomic_write, cache_home
+from ..remote.runner import LocalRunner, tail, terminating
 from .cache import ImageCache, ImageRecord, file_sha256
-from .config import Base, NotebookConfig
-from .errors import BuildError, CommandError, InputError
-from .fsutil import atomic_write, cache_home
-from .runner import LocalRunner, tail, terminating
 
 KEY_LABEL = "org.hpc-dl4mic.image-key"
 BASE_KEY_LABEL = "org.hpc-dl4mic.base-image-key"
@@ -166,10 +166,10 @@ def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = No
 
     ``digest`` reads a localimage base where it will be used (``remote_base_digest`` for a
     build on the cluster)."""
-    from .config import parse_base
+    from ..catalogue.config import parse_base
+    from ..catalogue.sources import notebook_path, requirements_path
     from .context import ca_cert_files, ca_cert_names, image_notebooks
     from .render import make_spec, render_definition
-    from .sources import notebook_path, requirements_path
 
     certs = ca_cert_files(ca_certs)
     base_obj = parse_base(base) if base else None
@@ -284,8 +284,8 @@ def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None =
     ``mode`` is ``login`` (apptainer on the login node) or ``slurm`` (a build job submitted
     with ``sbatch --wait``); the default comes from the profile.
     """
+    from ..jobs.slurm import render_template, sbatch_lines, with_modules
     from .cache import image_stem
-    from .slurm import render_template, sbatch_lines, with_modules
 
     started = time.monotonic()
     say = progress or (lambda _line: None)
@@ -370,7 +370,7 @@ def _wait_for_build_job(conn, script: str, log_path: str, say: Progress,
     """``sbatch --wait`` in a thread; meanwhile the job log's new lines go to ``say``."""
     import threading
 
-    from .slurm import submit
+    from ..jobs.slurm import submit
 
     outcome: dict[str, object] = {}
 
@@ -468,7 +468,7 @@ def build_many(configs: list[NotebookConfig], cache: ImageCache, *,
                notebook_dir: Path | None = None, requirements_dir: Path | None = None,
                progress: Progress | None = None, **options) -> ManyResult:
     """Build (or find cached) images for many configs; continue past failures."""
-    from .errors import HpcDl4micError
+    from ..errors import HpcDl4micError
 
     say = progress or (lambda _line: None)
     outcome = ManyResult()

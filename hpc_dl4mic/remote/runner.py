@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import CommandError, Interrupted
+from ..errors import CommandError, Interrupted
 
 
 def tail(text: str, lines: int = 20) -> str:

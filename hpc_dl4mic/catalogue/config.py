@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, InputError
-from .resources import data_dir
+from ..errors import ConfigError, InputError
+from ..resources import data_dir
 
 SECTION_TOKEN = re.compile(r"^\d+(\.\d+)*\.$")
 VERSION3 = re.compile(r"^\d+\.\d+\.\d+$")

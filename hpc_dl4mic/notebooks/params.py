@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 TYPES = ("string", "number", "integer", "boolean", "slider", "dropdown", "raw", "date")
 
@@ -258,7 +258,7 @@ def _source(cell: Mapping[str, Any]) -> str:
 
 def extract_params(nb: Any) -> list[ParamSpec]:
     """Every active ``#@param`` field of a notebook, in document order, with its section."""
-    from .notebook import section_of_cells
+    from .sections import section_of_cells
 
     sections = section_of_cells(nb)
     specs: list[ParamSpec] = []

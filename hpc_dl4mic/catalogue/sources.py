@@ -7,9 +7,9 @@ import hashlib
 import os
 from pathlib import Path
 
+from ..errors import InputError
+from ..fsutil import atomic_write, cache_home
 from .config import NotebookConfig
-from .errors import InputError
-from .fsutil import atomic_write, cache_home
 
 DOWNLOAD_TIMEOUT = 30.0
 
@@ -75,8 +75,8 @@ def convert_target(target: str, *, mode: str, output: Path | None = None,
     """``hpc-dl4mic convert``: write the converted notebook (atomically); returns its path."""
     import hashlib
 
-    from . import __version__
-    from .notebook import convert, read_notebook, write_notebook
+    from .. import __version__
+    from ..notebooks.convert import convert, read_notebook, write_notebook
 
     source, config = notebook_target(target, notebook)
     tokens = sections.split() if sections is not None else (
@@ -97,8 +97,8 @@ def convert_target(target: str, *, mode: str, output: Path | None = None,
 
 def target_params(target: str, *, notebook: Path | None = None, sections: str | None = None):
     """The form fields of a TARGET's notebook (after its config's sections are removed)."""
-    from .notebook import convert, read_notebook
-    from .params import extract_params
+    from ..notebooks.convert import convert, read_notebook
+    from ..notebooks.params import extract_params
 
     source, config = notebook_target(target, notebook)
     nb = read_notebook(source)
@@ -108,7 +108,7 @@ def target_params(target: str, *, notebook: Path | None = None, sections: str | 
         nb = convert(nb, mode="interactive", sections_to_remove=tokens)
         meta = nb.get("metadata", {}).get("hpc_dl4mic", {})
         if meta.get("parameters") is not None:
-            from .params import ParamSpec
+            from ..notebooks.params import ParamSpec
 
             return [ParamSpec(**p) if isinstance(p, dict) else p for p in meta["parameters"]]
     return extract_params(nb)

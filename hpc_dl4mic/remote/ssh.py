@@ -23,7 +23,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import CommandError, InputError, RemoteError
+from ..errors import CommandError, InputError, RemoteError
+from .messages import _one_line, channel_open_error  # noqa: F401 (re-exported)
 from .runner import Result, command_failed
 
 if TYPE_CHECKING:
@@ -42,27 +43,6 @@ KbdHandler = Callable[[str, str, Sequence[tuple[str, bool]]], Sequence[str]]
 """``handler(title, instructions, [(prompt, echo), ...]) -> answers`` (paramiko's shape)."""
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-_OPEN_FAILURES = {
-    1: "administratively prohibited (the server forbids forwarding: AllowTcpForwarding, "
-       "PermitOpen)",
-    2: "connect failed (nothing listening there, or unreachable from the server)",
-    3: "unknown channel type",
-    4: "resource shortage on the server",
-}
-
-
-def channel_open_error(exc: BaseException) -> str:
-    """Readable reason for a failed channel open (paramiko's ChannelException or other)."""
-    code = getattr(exc, "code", None)
-    if code in _OPEN_FAILURES:
-        return _OPEN_FAILURES[code]
-    return _one_line(getattr(exc, "text", None) or exc) or type(exc).__name__
 
 
 # --------------------------------------------------------------------------- targets

@@ -14,8 +14,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .errors import InputError, RemoteError
-from .fsutil import atomic_write, state_home
+from ..errors import InputError, RemoteError
+from ..fsutil import atomic_write, state_home
 from .runner import LocalRunner, Result
 
 LOCAL_PROFILE = "local"
@@ -119,7 +119,7 @@ class LocalScheduler:
         return self.submit(f"{directory}/job.sbatch")
 
     def info(self, job_id: str):
-        from .slurm import JobInfo
+        from ..jobs.slurm import JobInfo
 
         pid = _pid(job_id)
         state = "RUNNING" if _alive(pid) else "COMPLETED"

@@ -7,10 +7,13 @@ import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .errors import InputError, RemoteError
-from .profiles import Profile
-from .runner import Runner
+from ..errors import InputError, RemoteError
+from ..remote.runner import Runner
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..remote.profiles import Profile
 
 TIME_FORMAT = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
 SBATCH_VALUE = re.compile(r"^[A-Za-z0-9_.:,=+/@%-]+$")
@@ -48,7 +51,7 @@ def render_template(name: str, **context: object) -> str:
     """Render ``slurm_templates/NAME`` (StrictUndefined; ``q`` = shlex.quote)."""
     import jinja2
 
-    from .resources import data_dir
+    from ..resources import data_dir
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_dir("slurm_templates"))),
                              undefined=jinja2.StrictUndefined, autoescape=False,

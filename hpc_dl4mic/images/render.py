@@ -13,9 +13,9 @@ import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import __version__
-from .config import DEBIAN_SYSTEM_PYTHON, Base, NotebookConfig
-from .errors import ConfigError, InputError
+from .. import __version__
+from ..catalogue.config import DEBIAN_SYSTEM_PYTHON, Base, NotebookConfig
+from ..errors import ConfigError, InputError
 
 NOTEBOOKS_DIR = "/opt/hpc-dl4mic/notebooks"
 REQUIREMENTS_PATH = "/opt/hpc-dl4mic/requirements.txt"
@@ -88,7 +88,7 @@ def notebook_names(config: NotebookConfig) -> tuple[str, str]:
 def _environment():  # lazily built and kept: jinja2 costs ~100 ms to import, templates to compile
     import jinja2
 
-    from .resources import data_dir
+    from ..resources import data_dir
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(data_dir("definitions"))),

@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .fsutil import atomic_write, config_home
+from ..errors import InputError
+from ..fsutil import atomic_write, config_home
 
 LOCAL_CLUSTER_ENV = "HPC_DL4MIC_CLUSTER"
 LOCAL_CLUSTER_DEFAULT = "/tmp/hpc-dl4mic-cluster"
@@ -209,7 +209,7 @@ class Check:
 
 def check_profile(profile: Profile, conn) -> list[Check]:
     """What `profile test` reports: SLURM, apptainer (after module loads), the cache dir."""
-    from .slurm import with_modules
+    from ..jobs.slurm import with_modules
 
     checks: list[Check] = [Check("ssh", True, f"connected to {conn.target.display}")]
     home = conn.home()

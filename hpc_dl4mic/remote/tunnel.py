@@ -10,8 +10,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import HpcDl4micError, InputError
-from .ssh import channel_open_error
+from ..errors import HpcDl4micError, InputError
+from .messages import channel_open_error
 
 if TYPE_CHECKING:
     from .ssh import Connection

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import __version__
-from .errors import HpcDl4micError, InputError, Interrupted, RemoteError
-from .fsutil import atomic_write, state_home
-from .profiles import Profile, get_profile
-from .runner import tail
+from .. import __version__
+from ..errors import HpcDl4micError, InputError, Interrupted, RemoteError
+from ..fsutil import atomic_write, state_home
+from ..remote.profiles import Profile, get_profile
+from ..remote.runner import tail
 
 Say = Callable[[str], None]
 ACTIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
@@ -62,8 +62,8 @@ class Session:
 
 def scheduler(conn):
     """SLURM over the connection, or the detached-process scheduler of ``--local``."""
-    from .localhost import LocalHost, LocalScheduler
-    from .slurm import SlurmScheduler
+    from ..jobs.slurm import SlurmScheduler
+    from ..remote.localhost import LocalHost, LocalScheduler
 
     return LocalScheduler(conn) if isinstance(conn, LocalHost) else SlurmScheduler(conn)
 
@@ -111,7 +111,7 @@ def render_job_script(session: Session, profile: Profile, *, image_name: str,
                       sbatch_lines: list[str], ready_timeout: int = 300,
                       bind_host: str = "") -> str:
     """The sbatch script of a session (pure)."""
-    from .slurm import render_template
+    from ..jobs.slurm import render_template
 
     return render_template(
         "jupyter.sbatch.j2", job_name=f"hpc-dl4mic-{session.config}"[:60],
@@ -221,8 +221,8 @@ def lab_url(local_port: int, token: str) -> str:
 
 def open_connection(profile: Profile, *, accept_new_host_key: bool = False):
     """One SSH connection to the profile's cluster (this machine for ``--local``)."""
-    from .localhost import LOCAL_PROFILE, LocalHost
-    from .ssh import Connection
+    from ..remote.localhost import LOCAL_PROFILE, LocalHost
+    from ..remote.ssh import Connection
 
     if profile.name == LOCAL_PROFILE:
         return LocalHost()
@@ -266,7 +266,7 @@ def check_local_options(options: SubmitOptions, *, profile_name: str | None) -> 
 
 def check_attach_options(options: SubmitOptions) -> None:
     """What can be checked here before anything is submitted: the local tunnel port."""
-    from .tunnel import check_port_free
+    from ..remote.tunnel import check_port_free
 
     if not 0 <= options.local_port <= 65535:
         raise InputError(f"--port {options.local_port}: expected a port between 1 and 65535 "
@@ -339,7 +339,7 @@ def prepare_folders(conn, profile: Profile, options: SubmitOptions) -> Folders:
     """Resolve ``--data``/``--results`` on the host (``~`` its home; a relative path under
     the current folder here, under the home on a cluster), make them and check that they
     are writable folders: each problem is a one-line error naming the option."""
-    from .localhost import LocalHost
+    from ..remote.localhost import LocalHost
 
     home = conn.home()
     here = os.getcwd() if isinstance(conn, LocalHost) else home  # one Host API: issue 9
@@ -359,8 +359,8 @@ def submit(inputs, profile: Profile, conn, options: SubmitOptions, *, say: Say,
            profile_file: str | None = None, notebook: str = "",
            build_progress: Say | None = None, folders: Folders | None = None) -> Session:
     """Make sure the image is on the cluster, submit the job, record the session."""
-    from .localhost import LocalHost
-    from .slurm import sbatch_lines
+    from ..jobs.slurm import sbatch_lines
+    from ..remote.localhost import LocalHost
 
     lines = sbatch_lines(profile, partition=options.partition, time=options.time,
                          gres=options.gres, gpus=options.gpus, cpus=options.cpus,
@@ -393,9 +393,9 @@ def submit(inputs, profile: Profile, conn, options: SubmitOptions, *, say: Say,
 
 def build_for(inputs, conn, profile: Profile, *, progress: Say):
     """The session's image: in this machine's cache for ``--local``, else on the cluster."""
-    from .build import build_image, build_image_remote
-    from .cache import ImageCache
-    from .localhost import LocalHost
+    from ..images.build import build_image, build_image_remote
+    from ..images.cache import ImageCache
+    from ..remote.localhost import LocalHost
 
     if isinstance(conn, LocalHost):
         return build_image(inputs, ImageCache(), progress=progress)
@@ -486,7 +486,7 @@ def seconds_left(end_time: str) -> float | None:
 
 
 def session_profile(session: Session) -> Profile:
-    from .localhost import LOCAL_PROFILE, local_profile
+    from ..remote.localhost import LOCAL_PROFILE, local_profile
 
     if session.profile == LOCAL_PROFILE:
         return local_profile()
@@ -566,7 +566,7 @@ def fetch(conn, session: Session, dest: Path, *, say: Say) -> list[Path]:
     unchanged files skipped, every file checked against the cluster's sha256sum."""
     import stat as statmod
 
-    from .cache import file_sha256 as _sha256
+    from ..images.cache import file_sha256 as _sha256
 
     sftp = conn.sftp()
     root = session.work_results
@@ -620,7 +620,7 @@ def run_attached(conn, session: Session, *, ready_timeout: float, local_port: in
     exit policy (cancel with ``cancel_on_exit``, else ask, else keep). Returns the reason
     (see :func:`attach`). A failure of ours while the job runs (the tunnel, a timeout) cancels
     it too with ``cancel_on_exit``; otherwise the message says that it keeps running."""
-    from .runner import terminating
+    from ..remote.runner import terminating
 
     with terminating():
         try:
@@ -667,14 +667,14 @@ def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
     """``hpc-dl4mic submit``: check everything that can be checked here, make sure of the
     image, submit, then wait and tunnel (:func:`run_attached`). Returns the reason it ended.
     """
-    from .build import prepare_notebook_image, remote_base_digest
-    from .config import resolve_target
-    from .slurm import sbatch_lines
+    from ..catalogue.config import resolve_target
+    from ..images.build import prepare_notebook_image, remote_base_digest
+    from ..jobs.slurm import sbatch_lines
 
     opts = SubmitOptions(**options)
     config = resolve_target(target)
     if run_local:
-        from .localhost import local_profile
+        from ..remote.localhost import local_profile
 
         check_local_options(opts, profile_name=profile_name)
         profile = local_profile()

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import NotebookConfig
-from .errors import InputError
-from .fsutil import atomic_copy, atomic_write
+from ..catalogue.config import NotebookConfig
+from ..errors import InputError
+from ..fsutil import atomic_copy, atomic_write
 from .render import ImageSpec, notebook_names, render_definition, render_dockerfile
 
 
@@ -92,8 +92,8 @@ def image_notebooks(config: NotebookConfig, source: Path) -> dict[str, bytes]:
     import hashlib
     import json
 
-    from . import notebook as notebook_module
-    from .fsutil import cache_home
+    from ..fsutil import cache_home
+    from ..notebooks import convert as notebook_module
 
     source = Path(source)
     data = source.read_bytes()
@@ -125,7 +125,7 @@ def render_to_dir(config: NotebookConfig, directory: Path, *, docker: bool, appt
                   requirements: Path | None = None, ca_certs: Path | None = None,
                   system_python: bool = False) -> Context:
     """``hpc-dl4mic render``: recipes (and any local inputs given) into ``directory``."""
-    from .config import parse_base
+    from ..catalogue.config import parse_base
     from .render import make_spec
 
     if notebook is not None and not Path(notebook).is_file():

@@ -21,8 +21,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import InputError
-from .fsutil import atomic_write, cache_home
+from ..errors import InputError
+from ..fsutil import atomic_write, cache_home
 
 KEY_CHARS = 16
 NAME_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
