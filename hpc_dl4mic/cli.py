@@ -418,7 +418,9 @@ def profile_list(profile_file: Path | None, as_json: bool) -> None:
     """List profiles (the built-in `localhost` is the local test cluster)."""
     from .profiles import load_profiles
 
-    profiles = load_profiles(profile_file)
+    profiles = load_profiles(profile_file,
+                             warn=lambda line: click.echo(f"hpc-dl4mic: warning: {line}",
+                                                          err=True))
     if as_json:
         _print_json([p.to_dict() for p in profiles.values()])
         return
@@ -485,11 +487,14 @@ def profile_test(name: str, profile_file: Path | None, accept_new_host_key: bool
 @click.option("--gpus", help="e.g. 1 or a100:1 (--gpus)")
 @click.option("--cpus", type=int)
 @click.option("--mem", help="e.g. 32G")
-@click.option("--time", "time_", help="Walltime, e.g. 04:00:00")
+@click.option("--time", "time_",
+              help="Walltime: [D-]HH:MM:SS, HH:MM, MINUTES, D-HH or D-HH:MM (e.g. 04:00:00).")
 @click.option("--module", "modules", multiple=True, help="`module load` this (repeatable).")
 @click.option("--sbatch-extra", multiple=True, help="Extra #SBATCH option (repeatable).")
 @click.option("--data-dir", help="Default data folder on the cluster.")
 @click.option("--results-dir", help="Default results folder on the cluster.")
+@click.option("--known-hosts", help="known_hosts file for this cluster's host keys.")
+@click.option("--node-internet", is_flag=True, help="The compute nodes have internet.")
 @_profile_file_option
 def profile_add(name: str, profile_file: Path | None, time_: str | None,
                 modules: tuple[str, ...], sbatch_extra: tuple[str, ...], **values) -> None:
@@ -499,6 +504,17 @@ def profile_add(name: str, profile_file: Path | None, time_: str | None,
     path = save_profile(Profile(name=name, time=time_, modules=modules,
                                 sbatch_extra=sbatch_extra, **values), profile_file)
     click.echo(f"saved profile {name} in {path}")
+
+
+@profile_group.command("remove")
+@click.argument("name")
+@_profile_file_option
+def profile_remove(name: str, profile_file: Path | None) -> None:
+    """Remove profile NAME from the profiles file."""
+    from .profiles import remove_profile
+
+    path = remove_profile(name, profile_file)
+    click.echo(f"removed profile {name} from {path}")
 
 
 def _ask_cancel(question: str) -> bool:
