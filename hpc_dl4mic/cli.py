@@ -194,6 +194,7 @@ def params(target: str, notebook: Path | None, sections: str | None,
     """List the notebook's form fields (papermill parameters), or check values with -p."""
     from .params import spec_to_dict, validate_values
     from .sources import target_params
+    from .table import format_table
 
     specs = target_params(target, notebook=notebook, sections=sections)
     if values:
@@ -202,9 +203,10 @@ def params(target: str, notebook: Path | None, sections: str | None,
     if as_json:
         _print_json([spec_to_dict(s) for s in specs])
         return
-    for s in specs:
-        allowed = s.allowed() if hasattr(s, "allowed") else ""
-        click.echo(f"{s.section:<7} {s.name:<40} {s.type:<9} {s.default!r:<24} {allowed}")
+    rows = [(s.section, s.name, s.type, repr(s.default), s.allowed()) for s in specs]
+    for line in format_table(("SECTION", "NAME", "TYPE", "DEFAULT", "ALLOWED"), rows,
+                             max_width={"NAME": 40, "DEFAULT": 32}):
+        click.echo(line)
 
 
 def _progress(verbose: bool):
@@ -363,15 +365,22 @@ def cache_list(cache_dir: Path | None, as_json: bool) -> None:
     import datetime
 
     from .cache import ImageCache
+    from .table import format_table
 
-    records = ImageCache(cache_dir).records()
+    cache = ImageCache.existing(cache_dir)
+    records = cache.records()
     if as_json:
         _print_json([r.to_dict() for r in records])
         return
-    for r in records:
-        date = datetime.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")
-        version = r.labels.get("org.hpc-dl4mic.notebook-version", "")
-        click.echo(f"{r.name:<28} {r.key[:16]}  {r.size / 2**20:8.1f} MiB  {date}  {version}")
+    if not records:
+        click.echo(f"no images in {cache.directory}", err=True)
+        return
+    rows = [(r.name, r.key[:16], f"{r.size / 2**20:.1f} MiB",
+             datetime.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M"),
+             r.labels.get("org.hpc-dl4mic.notebook-version", "")) for r in records]
+    for line in format_table(("NAME", "KEY", "SIZE", "CREATED", "VERSION"), rows,
+                             max_width={"NAME": 40}, right=("SIZE",)):
+        click.echo(line)
 
 
 @cache_group.command("verify")
@@ -382,7 +391,7 @@ def cache_verify(cache_dir: Path | None, as_json: bool) -> None:
     from .build import verify_cache
     from .cache import ImageCache
 
-    results = verify_cache(ImageCache(cache_dir))
+    results = verify_cache(ImageCache.existing(cache_dir))
     if as_json:
         _print_json([r.to_dict() for r in results])
     else:
@@ -402,8 +411,11 @@ def cache_prune(cache_dir: Path | None, keep: int | None, orphans: bool, dry_run
     """Remove old images, orphans and leftovers of interrupted builds (older than a day)."""
     from .cache import ImageCache
 
-    for path in ImageCache(cache_dir).prune(keep=keep, orphans=orphans, dry_run=dry_run):
+    removed = ImageCache.existing(cache_dir).prune(keep=keep, orphans=orphans, dry_run=dry_run)
+    for path in removed:
         click.echo(f"{'would remove' if dry_run else 'removed'} {path}")
+    if not removed:
+        click.echo("nothing to prune", err=True)
 
 
 @main.group("profile", cls=Group)
