@@ -469,16 +469,22 @@ def build_many(configs: list[NotebookConfig], cache: ImageCache, *,
                progress: Progress | None = None, **options) -> ManyResult:
     """Build (or find cached) images for many configs; continue past failures."""
     from .errors import HpcDl4micError
+    from .sources import folder_hint, notebook_path, requirements_path
 
     say = progress or (lambda _line: None)
     outcome = ManyResult()
     for index, config in enumerate(configs, 1):
         say(f"[{index}/{len(configs)}] {config.name}")
         try:
-            inputs = prepare_notebook_image(
-                config, notebook=find_input(notebook_dir, config.notebook_filename),
-                requirements=find_input(requirements_dir, config.requirements_filename),
-                **options)
+            # resolved here so that a failed download names this command's options
+            notebook = find_input(notebook_dir, config.notebook_filename) or notebook_path(
+                config, None, folder_hint("--notebook-dir", notebook_dir,
+                                          config.notebook_filename))
+            requirements = find_input(requirements_dir, config.requirements_filename) or \
+                requirements_path(config, None, folder_hint(
+                    "--requirements-dir", requirements_dir, config.requirements_filename))
+            inputs = prepare_notebook_image(config, notebook=notebook,
+                                            requirements=requirements, **options)
             outcome.built.append(build_image(inputs, cache, progress=progress))
         except HpcDl4micError as exc:
             outcome.failed.append((config.name, str(exc).splitlines()[0]))

@@ -22,8 +22,9 @@ def _local(path: Path, option: str) -> Path:
     return path.resolve()
 
 
-def fetch(url: str, option: str) -> Path:
-    """``url`` from the download cache, fetching it on first use."""
+def fetch(url: str, hint: str) -> Path:
+    """``url`` from the download cache, fetching it on first use; ``hint`` ends the error
+    when that fails (how to pass a local copy to the command that is running)."""
     import urllib.error
     import urllib.request
 
@@ -36,23 +37,31 @@ def fetch(url: str, option: str) -> Path:
             data = response.read()
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise InputError(f"cannot download {url} ({reason}); pass a local copy with "
-                         f"{option} PATH") from None
+        raise InputError(f"cannot download {url} ({reason}); {hint}") from None
     return atomic_write(target, data)
 
 
-def notebook_path(config: NotebookConfig, override: Path | None) -> Path:
+def notebook_path(config: NotebookConfig, override: Path | None,
+                  hint: str = "pass a local copy with --notebook PATH") -> Path:
     """The notebook file to use for ``config``."""
     if override is not None:
         return _local(override, "--notebook")
-    return fetch(config.notebook_url, "--notebook")
+    return fetch(config.notebook_url, hint)
 
 
-def requirements_path(config: NotebookConfig, override: Path | None) -> Path:
+def requirements_path(config: NotebookConfig, override: Path | None,
+                      hint: str = "pass a local copy with --requirements PATH") -> Path:
     """The requirements file to use for ``config``."""
     if override is not None:
         return _local(override, "--requirements")
-    return fetch(config.requirements_url, "--requirements")
+    return fetch(config.requirements_url, hint)
+
+
+def folder_hint(option: str, directory: Path | None, filename: str) -> str:
+    """The download hint for commands that search a folder (``cache build --notebook-dir``)."""
+    if directory is None:
+        return f"pass a folder holding {filename} with {option} DIR"
+    return f"no {filename} under {option} {directory}: put a copy there"
 
 
 def notebook_target(target: str, override: Path | None = None
