@@ -49,3 +49,11 @@ def configs_with_notebooks() -> list[tuple[Path, Path]]:
         if nb is not None:
             pairs.append((cfg, nb))
     return pairs
+
+
+def interactive_signals() -> None:
+    """preexec_fn for a child that a test interrupts with SIGINT: the default action, as in
+    a terminal (shells started without job control may hand it down ignored)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
