@@ -158,8 +158,10 @@ def render(target: str, docker: bool, apptainer: bool, output: Path, base: str |
 @click.argument("target")
 @click.option("--mode", type=click.Choice(["interactive", "batch"]), default="interactive",
               show_default=True, help="Widgets for people, or papermill parameters for batch.")
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Output file or folder (default ./<notebook>[.batch].ipynb).")
+@click.option("-o", "--output", type=click.Path(),
+              help="Output file, or folder (existing, or ending in /; created with its "
+                   "parents). Default ./<notebook>[.batch].ipynb, or <notebook>.hpc.ipynb "
+                   "where that is the input itself.")
 @click.option("--notebook", type=click.Path(dir_okay=False, path_type=Path),
               help="Local notebook file instead of the config's notebook_url.")
 @click.option("--sections", help="Sections to remove, e.g. '1.1. 2.' (default: the config's).")
@@ -167,7 +169,7 @@ def render(target: str, docker: bool, apptainer: bool, output: Path, base: str |
 @click.option("--data-dir", default="/data", show_default=True, help="Default data path.")
 @click.option("--results-dir", default="/results", show_default=True,
               help="Default results path.")
-def convert(target: str, mode: str, output: Path | None, notebook: Path | None,
+def convert(target: str, mode: str, output: str | None, notebook: Path | None,
             sections: str | None, renumber: bool, data_dir: str, results_dir: str) -> None:
     """Convert TARGET's Colab notebook (or an .ipynb) to run off Colab.
 
@@ -178,7 +180,9 @@ def convert(target: str, mode: str, output: Path | None, notebook: Path | None,
 
     click.echo(str(convert_target(target, mode=mode, output=output, notebook=notebook,
                                   sections=sections, renumber=renumber, data_dir=data_dir,
-                                  results_dir=results_dir)))
+                                  results_dir=results_dir,
+                                  say=lambda line: click.echo(f"hpc-dl4mic: {line}",
+                                                              err=True))))
 
 
 @main.command()
