@@ -66,6 +66,9 @@ def test_submitted_job_is_running_until_cancelled(tmp_path):
     pid, start = parse_job_id(job_id)
     assert start is not None
     assert scheduler.info(job_id).state == "RUNNING"
+    deadline = time.monotonic() + 10  # the child shows as `bash .../job.sbatch` once it execs
+    while scheduler.info(f"local-{pid}").state != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert scheduler.info(f"local-{pid}").state == "RUNNING"  # old ids still read
     scheduler.cancel(job_id)
     deadline = time.monotonic() + 5
