@@ -246,15 +246,9 @@ def _hpc_settings(path: Path, block: Any) -> HpcSettings:
 def parse_config(text: str, path: Path, *, name: str | None = None,
                  group: str = "") -> NotebookConfig:
     """Validate and normalise the YAML ``text`` of a configuration file at ``path``."""
-    import yaml
+    from ..yamlio import load_yaml
 
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    doc = load_yaml(text, path, error=ConfigError)
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a YAML mapping at the top level, "
                           f"got {type(doc).__name__}")

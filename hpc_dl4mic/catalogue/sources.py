@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InputError
@@ -21,8 +22,9 @@ def _local(path: Path, option: str) -> Path:
     return path.resolve()
 
 
-def fetch(url: str, option: str) -> Path:
-    """``url`` from the download cache, fetching it on first use."""
+def fetch(url: str, hint: str) -> Path:
+    """``url`` from the download cache, fetching it on first use; ``hint`` ends the error
+    when that fails (how to pass a local copy to the command that is running)."""
     import urllib.error
     import urllib.request
 
@@ -35,23 +37,31 @@ def fetch(url: str, option: str) -> Path:
             data = response.read()
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise InputError(f"cannot download {url} ({reason}); pass a local copy with "
-                         f"{option} PATH") from None
+        raise InputError(f"cannot download {url} ({reason}); {hint}") from None
     return atomic_write(target, data)
 
 
-def notebook_path(config: NotebookConfig, override: Path | None) -> Path:
+def notebook_path(config: NotebookConfig, override: Path | None,
+                  hint: str = "pass a local copy with --notebook PATH") -> Path:
     """The notebook file to use for ``config``."""
     if override is not None:
         return _local(override, "--notebook")
-    return fetch(config.notebook_url, "--notebook")
+    return fetch(config.notebook_url, hint)
 
 
-def requirements_path(config: NotebookConfig, override: Path | None) -> Path:
+def requirements_path(config: NotebookConfig, override: Path | None,
+                      hint: str = "pass a local copy with --requirements PATH") -> Path:
     """The requirements file to use for ``config``."""
     if override is not None:
         return _local(override, "--requirements")
-    return fetch(config.requirements_url, "--requirements")
+    return fetch(config.requirements_url, hint)
+
+
+def folder_hint(option: str, directory: Path | None, filename: str) -> str:
+    """The download hint for commands that search a folder (``cache build --notebook-dir``)."""
+    if directory is None:
+        return f"pass a folder holding {filename} with {option} DIR"
+    return f"no {filename} under {option} {directory}: put a copy there"
 
 
 def notebook_target(target: str, override: Path | None = None
@@ -68,17 +78,54 @@ def notebook_target(target: str, override: Path | None = None
     return notebook_path(config, override), config
 
 
-def convert_target(target: str, *, mode: str, output: Path | None = None,
+def _same_file(path: Path, other: Path) -> bool:
+    try:
+        return path.exists() and os.path.samefile(path, other)
+    except OSError:
+        return False
+
+
+def convert_output(source: Path, output: str | Path | None, mode: str,
+                   say: Callable[[str], None] | None = None) -> Path:
+    """Where ``convert`` writes: ``output`` as given (a folder when it exists as one or ends
+    with a slash: the raw string counts, as pathlib drops the slash), else ``./<stem>.ipynb``
+    (``.batch.ipynb`` in batch mode).
+
+    The input is never overwritten: an ``-o`` naming it is an error, and a default name that
+    would hit it becomes ``<stem>.hpc.ipynb`` (``say`` is told)."""
+    suffix = ".ipynb" if mode == "interactive" else ".batch.ipynb"
+    name = source.stem + suffix
+    raw = None if output is None else str(output)
+    if raw is None:
+        path, chosen = Path(name), True
+    elif raw.endswith(("/", os.sep)) or Path(raw).expanduser().is_dir():
+        path, chosen = Path(raw).expanduser() / name, True
+    else:
+        path, chosen = Path(raw).expanduser(), False
+    if _same_file(path, source):
+        if not chosen:
+            raise InputError(f"-o {raw}: that is the input notebook {source}, which is never "
+                             "overwritten; pass another file name with -o")
+        path = path.with_name(source.stem + ".hpc" + suffix)
+        if say is not None:
+            say(f"{source.name} is the input notebook: writing {path} instead (-o to choose)")
+    return path
+
+
+def convert_target(target: str, *, mode: str, output: str | Path | None = None,
                    notebook: Path | None = None, sections: str | None = None,
                    renumber: bool = False, data_dir: str = "/data",
-                   results_dir: str = "/results") -> Path:
-    """``hpc-dl4mic convert``: write the converted notebook (atomically); returns its path."""
+                   results_dir: str = "/results",
+                   say: Callable[[str], None] | None = None) -> Path:
+    """``hpc-dl4mic convert``: write the converted notebook (atomically, creating parent
+    folders; never over the input); returns its path."""
     import hashlib
 
     from .. import __version__
     from ..notebooks.convert import convert, read_notebook, write_notebook
 
     source, config = notebook_target(target, notebook)
+    output = convert_output(source, output, mode, say)
     tokens = sections.split() if sections is not None else (
         list(config.sections_to_remove) if config else [])
     converted = convert(read_notebook(source), mode=mode, sections_to_remove=tokens,
@@ -86,11 +133,6 @@ def convert_target(target: str, *, mode: str, output: Path | None = None,
                         config_name=config.name if config else "",
                         source_sha256=hashlib.sha256(source.read_bytes()).hexdigest(),
                         tool_version=__version__, data_dir=data_dir, results_dir=results_dir)
-    suffix = ".ipynb" if mode == "interactive" else ".batch.ipynb"
-    as_dir = output is not None and (str(output).endswith(("/", os.sep)) or Path(output).is_dir())
-    output = Path(output) if output else Path(source.stem + suffix)
-    if as_dir:
-        output = output / (source.stem + suffix)
     write_notebook(converted, output)
     return output
 

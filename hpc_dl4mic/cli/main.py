@@ -158,8 +158,10 @@ def render(target: str, docker: bool, apptainer: bool, output: Path, base: str |
 @click.argument("target")
 @click.option("--mode", type=click.Choice(["interactive", "batch"]), default="interactive",
               show_default=True, help="Widgets for people, or papermill parameters for batch.")
-@click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Output file or folder (default ./<notebook>[.batch].ipynb).")
+@click.option("-o", "--output", type=click.Path(),
+              help="Output file, or folder (existing, or ending in /; created with its "
+                   "parents). Default ./<notebook>[.batch].ipynb, or <notebook>.hpc.ipynb "
+                   "where that is the input itself.")
 @click.option("--notebook", type=click.Path(dir_okay=False, path_type=Path),
               help="Local notebook file instead of the config's notebook_url.")
 @click.option("--sections", help="Sections to remove, e.g. '1.1. 2.' (default: the config's).")
@@ -167,7 +169,7 @@ def render(target: str, docker: bool, apptainer: bool, output: Path, base: str |
 @click.option("--data-dir", default="/data", show_default=True, help="Default data path.")
 @click.option("--results-dir", default="/results", show_default=True,
               help="Default results path.")
-def convert(target: str, mode: str, output: Path | None, notebook: Path | None,
+def convert(target: str, mode: str, output: str | None, notebook: Path | None,
             sections: str | None, renumber: bool, data_dir: str, results_dir: str) -> None:
     """Convert TARGET's Colab notebook (or an .ipynb) to run off Colab.
 
@@ -178,7 +180,9 @@ def convert(target: str, mode: str, output: Path | None, notebook: Path | None,
 
     click.echo(str(convert_target(target, mode=mode, output=output, notebook=notebook,
                                   sections=sections, renumber=renumber, data_dir=data_dir,
-                                  results_dir=results_dir)))
+                                  results_dir=results_dir,
+                                  say=lambda line: click.echo(f"hpc-dl4mic: {line}",
+                                                              err=True))))
 
 
 @main.command()
@@ -194,6 +198,7 @@ def params(target: str, notebook: Path | None, sections: str | None,
     """List the notebook's form fields (papermill parameters), or check values with -p."""
     from ..catalogue.sources import target_params
     from ..notebooks.params import spec_to_dict, validate_values
+    from ..table import format_table
 
     specs = target_params(target, notebook=notebook, sections=sections)
     if values:
@@ -202,9 +207,10 @@ def params(target: str, notebook: Path | None, sections: str | None,
     if as_json:
         _print_json([spec_to_dict(s) for s in specs])
         return
-    for s in specs:
-        allowed = s.allowed() if hasattr(s, "allowed") else ""
-        click.echo(f"{s.section:<7} {s.name:<40} {s.type:<9} {s.default!r:<24} {allowed}")
+    rows = [(s.section, s.name, s.type, repr(s.default), s.allowed()) for s in specs]
+    for line in format_table(("SECTION", "NAME", "TYPE", "DEFAULT", "ALLOWED"), rows,
+                             max_width={"NAME": 40, "DEFAULT": 32}):
+        click.echo(line)
 
 
 def _progress(verbose: bool):
@@ -363,15 +369,22 @@ def cache_list(cache_dir: Path | None, as_json: bool) -> None:
     import datetime
 
     from ..images.cache import ImageCache
+    from ..table import format_table
 
-    records = ImageCache(cache_dir).records()
+    cache = ImageCache.existing(cache_dir)
+    records = cache.records()
     if as_json:
         _print_json([r.to_dict() for r in records])
         return
-    for r in records:
-        date = datetime.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")
-        version = r.labels.get("org.hpc-dl4mic.notebook-version", "")
-        click.echo(f"{r.name:<28} {r.key[:16]}  {r.size / 2**20:8.1f} MiB  {date}  {version}")
+    if not records:
+        click.echo(f"no images in {cache.directory}", err=True)
+        return
+    rows = [(r.name, r.key[:16], f"{r.size / 2**20:.1f} MiB",
+             datetime.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M"),
+             r.labels.get("org.hpc-dl4mic.notebook-version", "")) for r in records]
+    for line in format_table(("NAME", "KEY", "SIZE", "CREATED", "VERSION"), rows,
+                             max_width={"NAME": 40}, right=("SIZE",)):
+        click.echo(line)
 
 
 @cache_group.command("verify")
@@ -382,7 +395,7 @@ def cache_verify(cache_dir: Path | None, as_json: bool) -> None:
     from ..images.build import verify_cache
     from ..images.cache import ImageCache
 
-    results = verify_cache(ImageCache(cache_dir))
+    results = verify_cache(ImageCache.existing(cache_dir))
     if as_json:
         _print_json([r.to_dict() for r in results])
     else:
@@ -402,8 +415,11 @@ def cache_prune(cache_dir: Path | None, keep: int | None, orphans: bool, dry_run
     """Remove old images, orphans and leftovers of interrupted builds (older than a day)."""
     from ..images.cache import ImageCache
 
-    for path in ImageCache(cache_dir).prune(keep=keep, orphans=orphans, dry_run=dry_run):
+    removed = ImageCache.existing(cache_dir).prune(keep=keep, orphans=orphans, dry_run=dry_run)
+    for path in removed:
         click.echo(f"{'would remove' if dry_run else 'removed'} {path}")
+    if not removed:
+        click.echo("nothing to prune", err=True)
 
 
 @main.group("profile", cls=Group)
@@ -418,7 +434,9 @@ def profile_list(profile_file: Path | None, as_json: bool) -> None:
     """List profiles (the built-in `localhost` is the local test cluster)."""
     from ..remote.profiles import load_profiles
 
-    profiles = load_profiles(profile_file)
+    profiles = load_profiles(profile_file,
+                             warn=lambda line: click.echo(f"hpc-dl4mic: warning: {line}",
+                                                          err=True))
     if as_json:
         _print_json([p.to_dict() for p in profiles.values()])
         return
@@ -485,11 +503,14 @@ def profile_test(name: str, profile_file: Path | None, accept_new_host_key: bool
 @click.option("--gpus", help="e.g. 1 or a100:1 (--gpus)")
 @click.option("--cpus", type=int)
 @click.option("--mem", help="e.g. 32G")
-@click.option("--time", "time_", help="Walltime, e.g. 04:00:00")
+@click.option("--time", "time_",
+              help="Walltime: [D-]HH:MM:SS, HH:MM, MINUTES, D-HH or D-HH:MM (e.g. 04:00:00).")
 @click.option("--module", "modules", multiple=True, help="`module load` this (repeatable).")
 @click.option("--sbatch-extra", multiple=True, help="Extra #SBATCH option (repeatable).")
 @click.option("--data-dir", help="Default data folder on the cluster.")
 @click.option("--results-dir", help="Default results folder on the cluster.")
+@click.option("--known-hosts", help="known_hosts file for this cluster's host keys.")
+@click.option("--node-internet", is_flag=True, help="The compute nodes have internet.")
 @_profile_file_option
 def profile_add(name: str, profile_file: Path | None, time_: str | None,
                 modules: tuple[str, ...], sbatch_extra: tuple[str, ...], **values) -> None:
@@ -499,6 +520,17 @@ def profile_add(name: str, profile_file: Path | None, time_: str | None,
     path = save_profile(Profile(name=name, time=time_, modules=modules,
                                 sbatch_extra=sbatch_extra, **values), profile_file)
     click.echo(f"saved profile {name} in {path}")
+
+
+@profile_group.command("remove")
+@click.argument("name")
+@_profile_file_option
+def profile_remove(name: str, profile_file: Path | None) -> None:
+    """Remove profile NAME from the profiles file."""
+    from ..remote.profiles import remove_profile
+
+    path = remove_profile(name, profile_file)
+    click.echo(f"removed profile {name} from {path}")
 
 
 def _ask_cancel(question: str) -> bool:

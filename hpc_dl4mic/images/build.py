@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -276,14 +277,31 @@ def inspect_labels(sif: Path, *, runner: LocalRunner | None = None,
     return {str(k): str(v) for k, v in (labels or {}).items()}
 
 
+def _stderr_notice(line: str) -> None:
+    print(f"hpc-dl4mic: {line}", file=sys.stderr, flush=True)
+
+
 def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None = None,
                        fakeroot: bool | None = None, progress: Progress | None = None,
-                       timeout: float | None = None, force: bool = False) -> BuildResult:
+                       timeout: float | None = None, force: bool = False,
+                       notice: Progress | None = None) -> BuildResult:
     """Build on the cluster over SSH into the profile's cache dir, or reuse a cached SIF.
 
-    ``mode`` is ``login`` (apptainer on the login node) or ``slurm`` (a build job submitted
-    with ``sbatch --wait``); the default comes from the profile.
+    ``mode`` is ``login`` (apptainer on the login node, in its own process group) or
+    ``slurm`` (a build job, waited for); the default comes from the profile. On Ctrl-C,
+    SIGTERM or a timeout the remote build is stopped (its process group killed, or the job
+    cancelled), ``notice`` (default: stderr) gets one line saying so, and the remote build
+    folder is removed before the exception propagates.
     """
+    with terminating():
+        return _build_image_remote(inputs, conn, profile, mode=mode, fakeroot=fakeroot,
+                                   progress=progress, timeout=timeout, force=force,
+                                   notice=notice or _stderr_notice)
+
+
+def _build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None,
+                        fakeroot: bool | None, progress: Progress | None,
+                        timeout: float | None, force: bool, notice: Progress) -> BuildResult:
     from ..jobs.slurm import render_template, sbatch_lines, with_modules
     from .cache import image_stem
 
@@ -321,8 +339,14 @@ def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None =
                       *(["--fakeroot"] if fakeroot else []), "image.sif", inputs.definition_name]
         if mode == "login":
             say(f"building {inputs.name} on the login node ({' '.join(build_argv[:2])}) ...")
-            result = conn.stream(with_modules(build_argv, profile.modules), cwd=tmp,
-                                 check=False, timeout=timeout, on_line=say)
+            pid_file = f"{tmp}/{BUILD_PID_FILE}"
+            try:
+                result = conn.stream(
+                    in_own_process_group(with_modules(build_argv, profile.modules), pid_file),
+                    cwd=tmp, check=False, timeout=timeout, on_line=say)
+            except BaseException:
+                _stop_login_build(conn, pid_file, notice)
+                raise
             log = result.stdout
             ok = result.returncode == 0
         elif mode == "slurm":
@@ -335,9 +359,9 @@ def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None =
                 image_name=inputs.name, key=inputs.key, context_dir=tmp,
                 modules=profile.modules, build_argv=build_argv)
             conn.write_file(f"{tmp}/build.sbatch", script, mode=0o700)
-            say(f"submitting a SLURM build job for {inputs.name} (sbatch --wait) ...")
+            say(f"submitting a SLURM build job for {inputs.name} ...")
             ok = _wait_for_build_job(conn, f"{tmp}/build.sbatch", f"{tmp}/build.log", say,
-                                     timeout)
+                                     timeout, notice)
             log = conn.read_file(f"{tmp}/build.log").decode("utf-8", "replace") \
                 if conn.exists(f"{tmp}/build.log") else ""
         else:
@@ -365,37 +389,109 @@ def build_image_remote(inputs: BuildInputs, conn, profile, *, mode: str | None =
     return BuildResult(Path(sif), inputs.key, inputs.name, False, time.monotonic() - started)
 
 
+BUILD_PID_FILE = "build.pid"
+ACTIVE_JOB_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED",
+                     "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT")
+
+
+def in_own_process_group(argv: list[str], pid_file: str) -> list[str]:
+    """``argv`` run by ``setsid -w`` as the leader of a new process group (and session),
+    whose id is written to ``pid_file`` first: :func:`stop_group_argv` can then stop the
+    build and everything it started (mksquashfs, %post) even when the SSH channel is gone;
+    ``-w`` passes the exit status through."""
+    return ["setsid", "-w", "sh", "-c", 'echo "$$" > "$1" && shift && exec "$@"',
+            "hpc-dl4mic", pid_file, *argv]
+
+
+def stop_group_argv(pid_file: str, grace: int = 10) -> list[str]:
+    """The remote command that stops the process group named in ``pid_file``: TERM, then
+    KILL after ``grace`` seconds while members other than zombies remain (orphans' zombies
+    may wait long for init); prints the group id when there was one to stop. Waits a moment
+    for the pid file of a build that is only starting."""
+    script = ('live() { ps -eo pgid=,stat= 2>/dev/null | '
+              'awk -v g="$1" \'$1 == g && $2 !~ /^Z/ { f = 1 } END { exit !f }\'; }\n'
+              'i=0; while [ ! -s "$1" ] && [ "$i" -lt 3 ]; do sleep 1; i=$((i+1)); done\n'
+              'pid=$(cat -- "$1" 2>/dev/null) || exit 0\n'
+              'case $pid in ""|*[!0-9]*) exit 0;; esac\n'
+              'kill -TERM "-$pid" 2>/dev/null || exit 0\n'
+              'i=0; while live "$pid"; do\n'
+              '  if [ "$i" -ge "$2" ]; then kill -KILL "-$pid" 2>/dev/null; sleep 1; break; fi\n'
+              '  sleep 1; i=$((i+1))\n'
+              'done\n'
+              'echo "$pid"\n')
+    return ["sh", "-c", script, "hpc-dl4mic", pid_file, str(int(grace))]
+
+
+def _stop_login_build(conn, pid_file: str, notice: Progress) -> None:
+    """Kill the interrupted login-node build's process group (best effort, one line)."""
+    try:
+        stopped = conn.run(stop_group_argv(pid_file), check=False, timeout=60).stdout.strip()
+    except Exception as exc:  # noqa: BLE001 - the interrupt itself is what gets reported
+        notice(f"could not stop the remote apptainer build on {conn.target.display}: "
+               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        return
+    if stopped:
+        notice(f"stopped the apptainer build on {conn.target.display} "
+               f"(process group {stopped}); removing its build folder")
+
+
+def _cancel_build_job(conn, job_id: str, notice: Progress, wait: float = 60.0) -> None:
+    """scancel an interrupted build job and wait (bounded) until SLURM says it ended."""
+    from ..jobs.slurm import job_info
+
+    try:
+        conn.run(["scancel", job_id], check=False, timeout=30)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            info = job_info(conn, job_id)
+            if info is None or info.state.split()[0] not in ACTIVE_JOB_STATES:
+                break
+            time.sleep(1.0)
+    except Exception as exc:  # noqa: BLE001 - the interrupt itself is what gets reported
+        notice(f"could not cancel SLURM build job {job_id}: "
+               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        return
+    notice(f"cancelled SLURM build job {job_id} on {conn.target.display}; removing its build "
+           "folder")
+
+
 def _wait_for_build_job(conn, script: str, log_path: str, say: Progress,
-                        timeout: float | None) -> bool:
-    """``sbatch --wait`` in a thread; meanwhile the job log's new lines go to ``say``."""
-    import threading
+                        timeout: float | None, notice: Progress) -> bool:
+    """Submit the build job and poll it until it ends, passing the job log's new lines to
+    ``say``; True when it COMPLETED. On an interrupt or timeout the job is cancelled."""
+    from ..jobs.slurm import job_info, submit
 
-    from ..jobs.slurm import submit
-
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            outcome["job"] = submit(conn, script, wait=True, timeout=timeout)
-        except Exception as exc:  # noqa: BLE001 - reported through the log tail
-            outcome["error"] = exc
-
-    waiter = threading.Thread(target=run, daemon=True)
-    waiter.start()
+    job_id = submit(conn, script)
+    say(f"build job {job_id} submitted")
+    deadline = None if timeout is None else time.monotonic() + timeout
     offset, pending = 0, ""
-    while waiter.is_alive():
-        waiter.join(2.0)
-        try:
-            with conn.sftp().open(log_path, "rb") as handle:
-                handle.seek(offset)
-                data = handle.read()
-        except OSError:
-            continue
-        offset += len(data)
-        *lines, pending = (pending + data.decode("utf-8", "replace")).split("\n")
-        for line in lines:
-            say(line)
-    return "error" not in outcome
+    try:
+        while True:
+            info = job_info(conn, job_id)
+            try:
+                with conn.sftp().open(log_path, "rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read()
+            except OSError:
+                data = b""
+            offset += len(data)
+            *lines, pending = (pending + data.decode("utf-8", "replace")).split("\n")
+            for line in lines:
+                say(line)
+            if info is None:  # SLURM forgot it already: judge by the result
+                return conn.exists(f"{log_path.rsplit('/', 1)[0]}/image.sif")
+            state = info.state.split()[0]
+            if state not in ACTIVE_JOB_STATES:
+                if pending:
+                    say(pending)
+                return state == "COMPLETED"
+            if deadline is not None and time.monotonic() > deadline:
+                raise BuildError(f"SLURM build job {job_id} did not finish within "
+                                 f"{timeout:g} s")
+            time.sleep(2.0)
+    except BaseException:
+        _cancel_build_job(conn, job_id, notice)
+        raise
 
 
 @dataclass
@@ -468,6 +564,7 @@ def build_many(configs: list[NotebookConfig], cache: ImageCache, *,
                notebook_dir: Path | None = None, requirements_dir: Path | None = None,
                progress: Progress | None = None, **options) -> ManyResult:
     """Build (or find cached) images for many configs; continue past failures."""
+    from ..catalogue.sources import folder_hint, notebook_path, requirements_path
     from ..errors import HpcDl4micError
 
     say = progress or (lambda _line: None)
@@ -475,10 +572,15 @@ def build_many(configs: list[NotebookConfig], cache: ImageCache, *,
     for index, config in enumerate(configs, 1):
         say(f"[{index}/{len(configs)}] {config.name}")
         try:
-            inputs = prepare_notebook_image(
-                config, notebook=find_input(notebook_dir, config.notebook_filename),
-                requirements=find_input(requirements_dir, config.requirements_filename),
-                **options)
+            # resolved here so that a failed download names this command's options
+            notebook = find_input(notebook_dir, config.notebook_filename) or notebook_path(
+                config, None, folder_hint("--notebook-dir", notebook_dir,
+                                          config.notebook_filename))
+            requirements = find_input(requirements_dir, config.requirements_filename) or \
+                requirements_path(config, None, folder_hint(
+                    "--requirements-dir", requirements_dir, config.requirements_filename))
+            inputs = prepare_notebook_image(config, notebook=notebook,
+                                            requirements=requirements, **options)
             outcome.built.append(build_image(inputs, cache, progress=progress))
         except HpcDl4micError as exc:
             outcome.failed.append((config.name, str(exc).splitlines()[0]))

@@ -82,6 +82,18 @@ class ImageCache:
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = Path(directory or default_cache_dir()).expanduser().resolve()
 
+    @classmethod
+    def existing(cls, directory: Path | None = None) -> ImageCache:
+        """The cache in ``directory`` (default :func:`default_cache_dir`), which must exist:
+        for commands that only read or tidy a cache."""
+        cache = cls(directory)
+        if not cache.directory.is_dir():
+            label = ("--cache" if directory else "$HPC_DL4MIC_CACHE"
+                     if os.environ.get("HPC_DL4MIC_CACHE") else "image cache")
+            raise InputError(f"{label} {cache.directory}: no such folder "
+                             "(`build` or `cache build` creates it)")
+        return cache
+
     # -- layout ---------------------------------------------------------------------------
     def sif_path(self, name: str, key: str) -> Path:
         return self.directory / f"{image_stem(name, key)}.sif"

@@ -11,6 +11,8 @@ Layout (relative paths, so the recipes are the same wherever the folder is)::
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,10 +55,31 @@ class Context:
     written: list[Path] = field(default_factory=list)
 
 
+def _refuse_overwriting(targets: list[Path], inputs: Sequence[tuple[str, Path]],
+                        directory: Path) -> None:
+    """InputError when a file about to be written is one of the inputs (same file)."""
+    for target in targets:
+        if not target.exists():
+            continue
+        for option, source in inputs:
+            try:
+                same = os.path.samefile(target, source)
+            except OSError:
+                same = False
+            if same:
+                raise InputError(f"-o {directory}: would overwrite the input {source} "
+                                 f"({option}) with {target}; choose another -o folder or "
+                                 f"move the input out of it")
+
+
 def write_context(spec: ImageSpec, directory: Path, *, docker: bool = True,
                   apptainer: bool = True, notebooks: dict[str, bytes] | None = None,
-                  requirements: Path | None = None, ca_certs: list[Path] = ()) -> Context:
-    """Write the recipes and the given input files into ``directory`` (each file atomically)."""
+                  requirements: Path | None = None, ca_certs: list[Path] = (),
+                  inputs: Sequence[tuple[str, Path]] = ()) -> Context:
+    """Write the recipes and the given input files into ``directory`` (each file atomically).
+
+    ``inputs`` (option, path) are never overwritten: writing over one is an InputError,
+    raised before anything is written."""
     directory = Path(directory)
     ctx = Context(directory)
     # render everything first: a bad input must not leave half a context behind
@@ -65,11 +88,17 @@ def write_context(spec: ImageSpec, directory: Path, *, docker: bool = True,
         texts[definition_name(spec.config)] = render_definition(spec)
     if docker:
         texts["Dockerfile"] = render_dockerfile(spec)
+    certs = list(zip(ca_certs, ca_cert_names(list(ca_certs))))
+    _refuse_overwriting(
+        [directory / "notebooks" / name for name in (notebooks or {})]
+        + ([directory / "requirements.txt"] if requirements is not None else [])
+        + [directory / "ca-certs" / name for _src, name in certs]
+        + [directory / name for name in texts], inputs, directory)
     for name, data in (notebooks or {}).items():
         ctx.written.append(atomic_write(directory / "notebooks" / name, data))
     if requirements is not None:
         ctx.written.append(atomic_copy(requirements, directory / "requirements.txt"))
-    for src, name in zip(ca_certs, ca_cert_names(list(ca_certs))):
+    for src, name in certs:
         ctx.written.append(atomic_copy(src, directory / "ca-certs" / name))
     for name, text in texts.items():
         ctx.written.append(atomic_write(directory / name, text))
@@ -139,4 +168,8 @@ def render_to_dir(config: NotebookConfig, directory: Path, *, docker: bool, appt
     return write_context(spec, directory, docker=docker and spec.base.kind == "docker",
                          apptainer=apptainer,
                          notebooks=image_notebooks(config, notebook) if notebook else None,
-                         requirements=requirements, ca_certs=certs)
+                         requirements=requirements, ca_certs=certs,
+                         inputs=[*([("--notebook", Path(notebook))] if notebook else []),
+                                 *([("--requirements", Path(requirements))]
+                                   if requirements else []),
+                                 *(("--ca-certs", c) for c in certs)])

@@ -15,7 +15,11 @@ from ..remote.runner import Runner
 if TYPE_CHECKING:  # pragma: no cover
     from ..remote.profiles import Profile
 
-TIME_FORMAT = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){0,2}$")
+TIME_FORMAT = re.compile(
+    r"^(?:(?P<days>\d+)-(?P<dh>\d{1,2})(?::(?P<dm>\d{2})(?::(?P<ds>\d{2}))?)?"
+    r"|(?P<h>\d+):(?P<m>\d{2})(?::(?P<s>\d{2}))?"
+    r"|(?P<minutes>\d+))$")
+TIME_FORMS = "[D-]HH:MM:SS, HH:MM, MINUTES, D-HH or D-HH:MM"
 SBATCH_VALUE = re.compile(r"^[A-Za-z0-9_.:,=+/@%-]+$")
 
 
@@ -23,6 +27,34 @@ def _check_value(option: str, value: str) -> str:
     if not SBATCH_VALUE.match(value):
         raise InputError(f"--{option} {value!r}: only letters, digits and _.:,=+/@%- are allowed")
     return value
+
+
+def parse_time(value: object, where: str = "--time") -> str:
+    """A walltime in one of :data:`TIME_FORMS`, as the unambiguous ``[D-]HH:MM:SS`` that SLURM
+    reads (plain ``HH:MM`` would be minutes:seconds to SLURM). ``where`` names the option or
+    profile key in the error."""
+    text = str(value).strip()
+    match = TIME_FORMAT.match(text)
+    if not match or isinstance(value, bool):
+        raise InputError(f"{where} {text!r}: not a walltime; expected {TIME_FORMS}")
+    g = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+    if "minutes" in g:
+        seconds = g["minutes"] * 60
+    else:
+        hours = g.get("h", g.get("dh", 0))
+        minutes, secs = g.get("m", g.get("dm", 0)), g.get("s", g.get("ds", 0))
+        wrong = ("minutes" if minutes >= 60 else "seconds" if secs >= 60
+                 else "hours after D-" if "days" in g and hours >= 24 else "")
+        if wrong:
+            limit = 24 if wrong.startswith("hours") else 60
+            raise InputError(f"{where} {text!r}: {wrong} must be below {limit}; "
+                             f"expected {TIME_FORMS}")
+        seconds = ((g.get("days", 0) * 24 + hours) * 60 + minutes) * 60 + secs
+    if seconds == 0:
+        raise InputError(f"{where} {text!r}: a walltime must be longer than zero")
+    days, rest = divmod(seconds, 86400)
+    clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}-{clock}" if days else clock
 
 
 def sbatch_lines(profile: Profile, *, partition: str | None = None, time: str | None = None,
@@ -36,8 +68,9 @@ def sbatch_lines(profile: Profile, *, partition: str | None = None, time: str | 
         "gres": gres or profile.gres, "gpus": gpus or profile.gpus,
         "cpus-per-task": str(cpus or profile.cpus or "") or None, "mem": mem or profile.mem,
     }
-    if values["time"] and not TIME_FORMAT.match(values["time"]):
-        raise InputError(f"--time {values['time']!r}: expected [D-]HH:MM:SS, HH:MM or minutes")
+    if values["time"]:
+        where = "--time" if time else f"profile {profile.name}: time"
+        values["time"] = parse_time(values["time"], where)
     lines = [f"--{k}={_check_value(k, v)}" for k, v in values.items() if v]
     for extra in profile.sbatch_extra:
         if "\n" in extra or not extra.startswith("--"):

@@ -956,7 +956,8 @@ def _to_interactive(cells: list[Any], specs: list[ParamSpec], minor: int, data_d
 
 
 def write_notebook(nb: Any, path: Path) -> None:
-    """Validate ``nb`` (nbformat v4) and write it atomically (temp file + rename)."""
+    """Validate ``nb`` (nbformat v4) and write it atomically (temp file + rename), creating
+    missing parent folders."""
     import tempfile
 
     import nbformat
@@ -972,6 +973,7 @@ def write_notebook(nb: Any, path: Path) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     tmp_name = None
     try:
+        directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=directory,
                                          prefix=f".{path.name}.", suffix=".tmp",
                                          delete=False) as tmp:

@@ -15,13 +15,18 @@ Profiles live in ``$XDG_CONFIG_HOME/hpc-dl4mic/profiles.yaml`` (or ``--profile-f
         partition: gpu
         gres: gpu:1
         modules: [apptainer]       # `module load` before apptainer
+        node_internet: false       # the compute nodes have internet
 
-A built-in ``localhost`` profile points at the project's local test cluster.
+A built-in ``localhost`` profile points at the project's local test cluster. Values are read
+as written (``time: 4:00:00`` is a string, not YAML 1.1's base-60 number); a broken entry
+does not hide the others (:func:`read_profiles`).
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -61,6 +66,7 @@ class Profile:
     data_dir: str | None = None
     results_dir: str | None = None
     apptainer: str = "apptainer"
+    node_internet: bool = False  # the compute nodes have internet
     builtin: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +106,11 @@ def _expand_remote(path: str, home: str) -> str:
 FIELD_TYPES = {f.name: f.type for f in fields(Profile)}
 INT_FIELDS = ("port", "cpus")
 LIST_FIELDS = ("modules", "sbatch_extra")
+BOOL_FIELDS = ("node_internet",)
+STRING_FIELDS = tuple(k for k in FIELD_TYPES if k not in (*INT_FIELDS, *LIST_FIELDS,
+                                                          *BOOL_FIELDS, "name", "builtin"))
+PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+BUILTIN_NAMES = ("localhost",)
 
 
 def default_profile_file() -> Path:
@@ -128,6 +139,7 @@ def local_cluster_profile() -> Profile:
 
 
 def _coerce(path: Path, name: str, key: str, value: Any) -> Any:
+    """One profile value checked and normalised (the same rules for loading and saving)."""
     where = f"{path}: profiles.{name}.{key}"
     if key not in FIELD_TYPES or key in ("name", "builtin"):
         allowed = ", ".join(k for k in FIELD_TYPES if k not in ("name", "builtin"))
@@ -137,47 +149,128 @@ def _coerce(path: Path, name: str, key: str, value: Any) -> Any:
     if key in INT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InputError(f"{where}: expected a positive whole number, got {value!r}")
+        if key == "port" and value > 65535:
+            raise InputError(f"{where}: expected a port number 1-65535, got {value!r}")
+        return value
+    if key in BOOL_FIELDS:
+        if not isinstance(value, bool):
+            raise InputError(f"{where}: expected true or false, got {value!r}")
         return value
     if key in LIST_FIELDS:
         if isinstance(value, str):
             value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise InputError(f"{where}: expected a list of strings")
         return tuple(value)
     if key == "build" and value not in BUILD_MODES:
         raise InputError(f"{where}: {value!r} is not one of {', '.join(BUILD_MODES)}")
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise InputError(f"{where}: expected a string, got {value!r}")
+    if key == "time":
+        from ..jobs.slurm import parse_time
+
+        return parse_time(value, where)
     return str(value)
 
 
-def load_profiles(path: Path | None = None) -> dict[str, Profile]:
-    """All profiles: the file's plus the built-in ``localhost`` (the file may override it)."""
+def _check_name(path: Path, name: str) -> None:
+    if not PROFILE_NAME.match(name):
+        raise InputError(f"{path}: profile name {name!r}: use letters, digits and _.- "
+                         "(starting with a letter or digit)")
+
+
+def _profile(path: Path, name: str, body: Any) -> Profile:
+    """The profile ``name`` of the file ``path`` from its YAML mapping ``body``."""
+    _check_name(path, name)
+    if not isinstance(body, dict):
+        raise InputError(f"{path}: profiles.{name}: expected a mapping")
+    values = {str(k): _coerce(path, name, str(k), v) for k, v in body.items()}
+    if not values.get("host"):
+        raise InputError(f"{path}: profiles.{name}.host: required (an ssh host or alias)")
+    return Profile(name=name, **{k: v for k, v in values.items() if v is not None})
+
+
+def _as_written(root: Any) -> None:
+    """Retag ``profiles.NAME.KEY`` scalars of string keys so they stay as the user wrote them
+    (``partition: 007`` is ``'007'``, not 7)."""
     import yaml
 
-    path = Path(path).expanduser() if path else default_profile_file()
-    profiles = {"localhost": local_cluster_profile()}
+    from ..yamlio import as_written
+
+    def pairs(node: Any) -> list:
+        return node.value if isinstance(node, yaml.MappingNode) else []
+
+    for key, table in pairs(root):
+        if key.value == "profiles":
+            for _name, body in pairs(table):
+                for field_key, value in pairs(body):
+                    if field_key.value in (*STRING_FIELDS, *LIST_FIELDS):
+                        as_written(value)
+
+
+def _profile_path(path: Path | None) -> Path:
+    return Path(path).expanduser() if path else default_profile_file()
+
+
+def _read_table(path: Path, *, must_exist: bool) -> dict[str, Any]:
+    """The whole file as a dict with a ``profiles`` mapping ({} when it may be missing)."""
+    from ..yamlio import load_yaml
+
     if not path.is_file():
-        return profiles
+        if must_exist or path.exists():
+            raise InputError(f"{path}: no such profiles file (--profile-file; "
+                             "`hpc-dl4mic profile add` creates it)")
+        return {"profiles": {}}
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read profiles: {str(exc).splitlines()[0]}") from None
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read profiles: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+    doc = load_yaml(text, path, prepare=_as_written)
+    if doc is None:
+        return {"profiles": {}}
     table = doc.get("profiles") if isinstance(doc, dict) else None
+    if table is None and isinstance(doc, dict) and "profiles" in doc:
+        doc["profiles"] = table = {}
     if not isinstance(table, dict):
         raise InputError(f"{path}: expected a top-level 'profiles:' mapping")
-    for name, body in table.items():
-        if not isinstance(body, dict):
-            raise InputError(f"{path}: profiles.{name}: expected a mapping")
-        values = {k: _coerce(path, str(name), str(k), v) for k, v in body.items()}
-        if not values.get("host"):
-            raise InputError(f"{path}: profiles.{name}.host: required (an ssh host or alias)")
-        profiles[str(name)] = Profile(name=str(name), **values)
+    return doc
+
+
+def read_profiles(path: Path | None = None) -> tuple[dict[str, Profile], dict[str, InputError]]:
+    """The usable profiles (file's plus the built-in ``localhost``, which the file may
+    override) and, apart, the file's broken entries with their one-line errors.
+
+    A ``path`` given explicitly must exist; the default file may be missing."""
+    doc = _read_table(_profile_path(path), must_exist=path is not None)
+    path = _profile_path(path)
+    profiles = {"localhost": local_cluster_profile()}
+    broken: dict[str, InputError] = {}
+    for raw_name, body in doc["profiles"].items():
+        name = str(raw_name)
+        try:
+            profiles[name] = _profile(path, name, body)
+        except InputError as exc:
+            broken[name] = exc
+            profiles.pop(name, None)
+    return profiles, broken
+
+
+def load_profiles(path: Path | None = None, *,
+                  warn: Callable[[str], None] | None = None) -> dict[str, Profile]:
+    """The usable profiles; ``warn`` gets one line per broken entry of the file."""
+    profiles, broken = read_profiles(path)
+    for error in broken.values():
+        if warn is not None:
+            warn(str(error))
     return profiles
 
 
 def get_profile(name: str, path: Path | None = None) -> Profile:
-    profiles = load_profiles(path)
+    """Profile ``name``; its own error when its entry in the file is broken."""
+    profiles, broken = read_profiles(path)
+    if name in broken:
+        raise broken[name]
     if name not in profiles:
         raise InputError(f"no profile named {name!r}; known: {', '.join(sorted(profiles))} "
                          "(add one with `hpc-dl4mic profile add`)")
@@ -185,18 +278,36 @@ def get_profile(name: str, path: Path | None = None) -> Profile:
 
 
 def save_profile(profile: Profile, path: Path | None = None) -> Path:
-    """Add or replace ``profile`` in the profiles file (written atomically, mode 0600)."""
+    """Add or replace ``profile`` in the profiles file (written atomically, mode 0600) after
+    checking it as loading would; the file's other entries are kept as they are."""
     import yaml
 
-    path = Path(path).expanduser() if path else default_profile_file()
-    doc: dict[str, Any] = {}
-    if path.is_file():
-        doc = yaml.safe_load(path.read_text()) or {}
-    table = doc.setdefault("profiles", {})
+    path = _profile_path(path)
+    if profile.name in BUILTIN_NAMES:
+        raise InputError(f"profile name {profile.name!r}: the built-in profile's name; "
+                         "choose another name")
+    doc = _read_table(path, must_exist=False)
     body = profile.to_dict()
     body.pop("name", None)
     body.pop("builtin", None)
-    table[profile.name] = body
+    checked = _profile(path, profile.name, body).to_dict()
+    checked.pop("name", None)
+    checked.pop("builtin", None)
+    doc["profiles"][profile.name] = checked
+    return atomic_write(path, yaml.safe_dump(doc, sort_keys=False), mode=0o600)
+
+
+def remove_profile(name: str, path: Path | None = None) -> Path:
+    """Remove ``name`` (even a broken entry) from the profiles file (written atomically)."""
+    import yaml
+
+    path = _profile_path(path)
+    doc = _read_table(path, must_exist=True)
+    if name not in doc["profiles"]:
+        builtin = " (the built-in profile cannot be removed)" if name in BUILTIN_NAMES else ""
+        known = ", ".join(sorted(str(n) for n in doc["profiles"])) or "none"
+        raise InputError(f"{path}: no profile named {name!r}{builtin}; in this file: {known}")
+    del doc["profiles"][name]
     return atomic_write(path, yaml.safe_dump(doc, sort_keys=False), mode=0o600)
 
 

@@ -284,3 +284,142 @@ def test_cache_build_continues_past_failures_and_reports_them(notebook_image, im
     assert report["built"][0]["path"] == str(result.path)
     assert [f["name"] for f in report["failed"]] == ["FRUNet-Exosomes"]
     assert "--notebook" in report["failed"][0]["error"]
+
+
+def _remote_build_group(cache_dir: str, proc: subprocess.Popen, timeout: float = 180
+                        ) -> tuple[Path, int]:
+    """(remote build folder, process group of its apptainer build) once the build runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid_file in Path(cache_dir).glob(".tmp/*/build.pid"):
+            try:
+                pgid = int(pid_file.read_text())
+            except (OSError, ValueError):
+                continue
+            if any("apptainer" in " ".join(p[2]) for p in _group_members(pgid)):
+                return pid_file.parent, pgid
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    raise AssertionError("the remote build never started")
+
+
+def _group_members(pgid: int) -> list[tuple[int, str, list[str]]]:
+    """Live (non-zombie) processes of process group or session ``pgid``: (pid, state, argv)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            argv = (stat.parent / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and pgid in (int(fields[2]), int(fields[3])):
+            found.append((int(stat.parent.name), fields[0], argv))
+    return found
+
+
+def _builds_of(user: str, needle: str) -> list[str]:
+    """`apptainer build` / mksquashfs processes of ``user`` whose command line or working
+    folder mentions ``needle`` (this test's remote cache), as `pid argv` lines."""
+    import pwd
+
+    uid = pwd.getpwnam(user).pw_uid
+    lines = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if proc.stat().st_uid != uid:
+                continue
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if ("apptainer build" in argv or "mksquashfs" in argv) and \
+                (needle in argv or cwd.startswith(needle)):
+            lines.append(f"{proc.name} {argv}")
+    return lines
+
+
+@pytest.mark.parametrize("phase,sig", [("build", signal.SIGTERM), ("mksquashfs", signal.SIGINT)],
+                         ids=["SIGTERM-during-build", "SIGINT-during-mksquashfs"])
+def test_interrupted_login_node_build_stops_remote_apptainer_and_cleans_up(
+        cluster, base_sif, remote_profile, phase, sig):
+    from seeddata import interactive_signals
+
+    profile_file, cache_dir = remote_profile
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpc_dl4mic.cli", "build",
+         *image_args(base_sif, "--on", "testcluster", "--profile-file", str(profile_file),
+                     "--build-on", "login", "--force")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        preexec_fn=interactive_signals)
+    try:
+        build_dir, pgid = _remote_build_group(cache_dir, proc)
+        seen: dict[int, list[str]] = {}
+        deadline = time.monotonic() + (240 if phase == "mksquashfs" else 3)
+        while time.monotonic() < deadline:
+            seen.update({pid: argv for pid, _state, argv in _group_members(pgid)})
+            if phase == "mksquashfs" and any("mksquashfs" in " ".join(a) for a in seen.values()):
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        else:
+            assert phase == "build", f"mksquashfs never ran: {seen}"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.count("stopped the apptainer build") == 1, err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (_group_members(pgid)
+                                           or _builds_of(cluster.user, cache_dir)):
+        time.sleep(0.5)
+    assert _group_members(pgid) == [], _group_members(pgid)
+    assert _builds_of(cluster.user, cache_dir) == []
+    assert not any(pid_alive_non_zombie(pid) for pid in seen), seen
+    assert not build_dir.exists()
+    assert list(Path(cache_dir).glob("*.sif")) == [] and list(Path(cache_dir).glob("*.json")) == []
+    assert list(Path(cache_dir).glob(".tmp/*")) == []
+
+
+def pid_alive_non_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_interrupted_slurm_build_job_is_cancelled_and_cleaned_up(cluster, base_sif,
+                                                                 remote_profile):
+    profile_file, cache_dir = remote_profile
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpc_dl4mic.cli", "build",
+         *image_args(base_sif, "--on", "testcluster", "--profile-file", str(profile_file),
+                     "--build-on", "slurm", "--force", "-v")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        build_dir = None
+        while time.monotonic() < deadline:
+            logs = list(Path(cache_dir).glob(".tmp/*/build.log"))
+            if logs and "Verifying bootstrap image" in logs[0].read_text(errors="replace"):
+                build_dir = logs[0].parent
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.3)
+        assert build_dir is not None, "the build job never started"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    cancelled = [line for line in err.splitlines() if "cancelled SLURM build job" in line]
+    assert len(cancelled) == 1, err
+    job_id = cancelled[0].split("job ", 1)[1].split()[0]
+    state = cluster.ssh(["scontrol", "show", "job", "-o", job_id]).stdout
+    assert "JobState=CANCELLED" in state, state
+    assert _builds_of(cluster.user, cache_dir) == []
+    assert not build_dir.exists()
+    assert list(Path(cache_dir).glob("*.sif")) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import shlex
 import signal
@@ -245,6 +246,7 @@ def test_local_mode_runs_the_same_job_script_without_slurm(base_sif, state_env, 
     session = json.loads(run_cli(state_env, "status", "--json").stdout)
     local = [s for s in session if s["profile"] == "local"]
     assert len(local) == 1 and local[0]["state"] == "RUNNING"
+    assert re.fullmatch(r"local-\d+-\d+", local[0]["job_id"])  # pid and its start time
     logs = run_cli(state_env, "logs", local[0]["id"])
     assert logs.returncode == 0 and "Jupyter is ready" in logs.stdout, logs.stderr
     cancelled = run_cli(state_env, "cancel", local[0]["id"])

@@ -112,3 +112,70 @@ def test_render_missing_notebook_file_is_a_usage_error(tmp_path):
     result = run("render", "CARE_2D_DL4Mic", "-o", str(tmp_path / "o"),
                  "--notebook", str(tmp_path / "missing.ipynb"))
     assert result.exit_code == 2
+
+
+def _env(tmp_path) -> dict:
+    return {"XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "XDG_STATE_HOME": str(tmp_path / "state")}
+
+
+def test_profile_list_shows_good_profiles_and_warns_once_per_broken_one(tmp_path):
+    path = tmp_path / "profiles.yaml"
+    path.write_text("profiles:\n  bad:\n    host: h\n    port: 0\n  good:\n    host: g\n")
+    result = CliRunner().invoke(main, ["profile", "list", "--profile-file", str(path)],
+                                env=_env(tmp_path), catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "good" in result.stdout and "bad" not in result.stdout
+    warnings = result.stderr.strip().splitlines()
+    assert len(warnings) == 1 and "profiles.bad.port" in warnings[0]
+
+
+def test_profile_add_then_remove(tmp_path):
+    path = tmp_path / "profiles.yaml"
+    invoke = lambda *a: CliRunner().invoke(main, list(a), env=_env(tmp_path),  # noqa: E731
+                                           catch_exceptions=False)
+    result = invoke("profile", "add", "p", "--host", "h", "--time", "01:30", "--node-internet",
+                    "--known-hosts", "~/kh", "--profile-file", str(path))
+    assert result.exit_code == 0, result.stderr
+    shown = json.loads(invoke("profile", "show", "p", "--json", "--profile-file",
+                              str(path)).stdout)
+    assert (shown["time"], shown["node_internet"], shown["known_hosts"]) == ("01:30:00", True,
+                                                                             "~/kh")
+    assert invoke("profile", "remove", "p", "--profile-file", str(path)).exit_code == 0
+    assert "p " not in invoke("profile", "list", "--profile-file", str(path)).stdout
+
+
+def test_profile_file_with_unquoted_time_submits_as_written(tmp_path):
+    path = tmp_path / "profiles.yaml"
+    path.write_text("profiles:\n  p:\n    host: h\n    time: 4:00:00\n")
+    result = CliRunner().invoke(main, ["profile", "show", "p", "--profile-file", str(path)],
+                                env=_env(tmp_path), catch_exceptions=False)
+    assert "time:          04:00:00" in result.stdout
+
+
+def _fake_cache(tmp_path) -> Path:
+    from hpc_dl4mic.images.cache import ImageCache, ImageRecord
+
+    cache = ImageCache(tmp_path / "cache")
+    for name, key in (("A", "a" * 64), ("A_much_longer_notebook_name_DL4Mic", "b" * 64)):
+        built = cache.new_tmp_dir("x") / "image.sif"
+        built.write_bytes(b"SIF" * 1000)
+        cache.add(built, ImageRecord(name=name, key=key, sha256="0" * 64,
+                                     size=built.stat().st_size, created=1.0))
+    return cache.directory
+
+
+def test_cache_list_has_a_header_and_aligned_columns(tmp_path):
+    result = run("cache", "list", "--cache", str(_fake_cache(tmp_path)))
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "KEY", "SIZE", "CREATED", "VERSION"]
+    column = lines[0].index("KEY")
+    assert {line[column:column + 4] for line in lines[1:]} == {"aaaa", "bbbb"}
+
+
+def test_cache_prune_with_nothing_to_prune_says_so(tmp_path):
+    for extra in ((), ("--dry-run",)):
+        result = run("cache", "prune", "--cache", str(_fake_cache(tmp_path)), *extra)
+        assert result.exit_code == 0
+        assert "nothing to prune" in result.stderr

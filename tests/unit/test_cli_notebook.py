@@ -64,3 +64,13 @@ def test_params_bad_value_is_one_line_exit_2():
     result = run("params", str(CARE), "-p", "number_of_epochs", "lots")
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "number_of_epochs" in result.stderr
+
+
+def test_params_table_has_a_header_and_aligned_columns():
+    result = run("params", "CARE_2D_DL4Mic", "--notebook", str(CARE))
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["SECTION", "NAME", "TYPE", "DEFAULT", "ALLOWED"]
+    column = lines[0].index("TYPE")
+    assert all(line[column - 2:column] == "  " for line in lines[1:])
+    assert all(line[column] != " " for line in lines[1:])
