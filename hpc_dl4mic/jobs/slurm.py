@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import InputError, RemoteError
 from ..remote.runner import Runner
+from .scheduler import JobInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..remote.profiles import Profile
@@ -129,19 +129,6 @@ def _job_id(result, wait: bool) -> str:
     if not job_id.isdigit():
         raise RemoteError(f"sbatch printed no job id: {result.stdout.strip()!r}")
     return job_id
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    job_id: str
-    state: str
-    reason: str = ""
-    node: str = ""
-    start_time: str = ""
-    end_time: str = ""
-    exit_code: str = ""
-    time_limit: str = ""
-    std_out: str = ""
 
 
 SCONTROL_KEY = re.compile(r"(?:^|\s)([A-Z][A-Za-z0-9:/_]*)=")
