@@ -1,25 +1,26 @@
-"""``submit --local``: the same job script, run on this machine with the local apptainer.
-
-:class:`LocalHost` offers the slice of :class:`hpc_dl4mic.ssh.Connection` that sessions use
-(run, files, forward) plus a scheduler without SLURM: the job script runs detached in its
-own session (it outlives the command, like a batch job) and is tracked by its process id.
-"""
+"""This machine as a :class:`~hpc_dl4mic.remote.host.Host` (``submit --local``, local
+builds): commands through :class:`LocalRunner`, files through the OS, forwards that need no
+tunnel, and jobs as detached processes (:mod:`hpc_dl4mic.jobs.local`)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
-import signal
-import socket
-import subprocess
-from collections.abc import Mapping, Sequence
+import shutil
+import stat as statmod
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError, RemoteError
 from ..fsutil import atomic_write, state_home
+from .host import FileInfo, TreeReport, absolute
 from .runner import LocalRunner, Result
 
+if TYPE_CHECKING:
+    from ..jobs.local import LocalScheduler
+
 LOCAL_PROFILE = "local"
-JOB_PREFIX = "local-"
 
 
 def local_work_dir() -> Path:
@@ -50,148 +51,203 @@ class _DirectForward:
         return f"http://127.0.0.1:{self.local_port}{path}"
 
 
+def _kind(mode: int) -> str:
+    if statmod.S_ISLNK(mode):
+        return "link"
+    if statmod.S_ISDIR(mode):
+        return "dir"
+    return "file" if statmod.S_ISREG(mode) else "other"
+
+
+def _error(op: str, path: str, exc: OSError) -> RemoteError:
+    return RemoteError(f"this machine: cannot {op} {path}: {exc.strerror or exc}")
+
+
 class LocalHost:
-    """This machine, with the file and command API of an SSH connection."""
+    """This machine. Relative paths are relative to the current folder."""
+
+    display = "this machine"
 
     def __init__(self) -> None:
         self.runner = LocalRunner()
-        self.target = type("Target", (), {"display": "localhost"})()
 
     def __enter__(self) -> LocalHost:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         return None
+
+    # ---- commands
 
     def run(self, argv: Sequence[str], *, check: bool = True, input: str | None = None,
             timeout: float | None = None, env: Mapping[str, str] | None = None,
             cwd: str | None = None) -> Result:
-        return self.runner.run(argv, check=check, input=input, timeout=timeout, env=env, cwd=cwd)
+        return self.runner.run(argv, check=check, input=input, timeout=timeout, env=env,
+                               cwd=self._abs(cwd) if cwd else None)
+
+    def stream(self, argv: Sequence[str], *, on_line: Callable[[str], None] | None = None,
+               check: bool = True, timeout: float | None = None,
+               env: Mapping[str, str] | None = None, cwd: str | None = None) -> Result:
+        return self.runner.stream(argv, on_line=on_line, check=check, timeout=timeout,
+                                  env=env, cwd=self._abs(cwd) if cwd else None)
+
+    # ---- files
 
     def home(self) -> str:
         return str(Path.home())
 
-    def exists(self, path: str) -> bool:
-        return Path(path).exists()
+    def cwd(self) -> str:
+        return os.getcwd()
+
+    def _abs(self, path: str | Path) -> str:
+        return absolute(str(path), home=self.home(), cwd=self.cwd())
+
+    def stat(self, path: str) -> FileInfo | None:
+        path = self._abs(path)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _error("check", path, exc) from None
+        return FileInfo(path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_mode & 0o777)
+
+    def listdir(self, path: str) -> list[FileInfo]:
+        path = self._abs(path)
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as exc:
+            raise _error("list", path, exc) from None
+        infos = [self.stat(os.path.join(path, name)) for name in names]
+        return [info for info in infos if info is not None]
 
     def makedirs(self, path: str, mode: int = 0o700) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True, mode=mode)
+        """``mkdir -p``; folders it creates get ``mode`` exactly (not umask-reduced)."""
+        path = self._abs(path)
+        missing: list[str] = []
+        probe = path
+        while not os.path.isdir(probe) and probe != os.path.dirname(probe):
+            missing.append(probe)
+            probe = os.path.dirname(probe)
+        try:
+            for folder in reversed(missing):
+                try:
+                    os.mkdir(folder, mode)
+                except FileExistsError:
+                    if not os.path.isdir(folder):
+                        raise
+                    continue
+                os.chmod(folder, mode)
+        except OSError as exc:
+            raise _error("create directory", path, exc) from None
 
-    def write_file(self, path: str, data: bytes | str, mode: int = 0o600) -> None:
-        atomic_write(Path(path), data, mode=mode)
+    def chmod(self, path: str, mode: int) -> None:
+        path = self._abs(path)
+        try:
+            os.chmod(path, mode)
+        except OSError as exc:
+            raise _error("chmod", path, exc) from None
+
+    def remove(self, path: str) -> None:
+        path = self._abs(path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _error("remove", path, exc) from None
 
     def read_file(self, path: str) -> bytes:
+        path = self._abs(path)
         try:
             return Path(path).read_bytes()
         except OSError as exc:
-            raise RemoteError(f"{path}: {exc.strerror}") from None
+            raise _error("read", path, exc) from None
 
-    def forward(self, host: str, port: int, *, local_port: int = 0,
-                via: str = "paramiko") -> _DirectForward:
-        if local_port and local_port != port:
-            raise InputError("--port does not apply to --local sessions (Jupyter listens on "
-                             f"127.0.0.1:{port} directly)")
-        return _DirectForward(port)
+    def write_file(self, path: str, data: bytes | str, mode: int = 0o600) -> None:
+        path = self._abs(path)
+        if not os.path.isdir(os.path.dirname(path)):  # as on any host: no folders made here
+            raise _error("write", path, FileNotFoundError(2, "no such folder"))
+        try:
+            atomic_write(Path(path), data, mode=mode)
+        except OSError as exc:
+            raise _error("write", path, exc) from None
 
-    def sftp(self):
-        raise InputError("this is a --local session: its files are already on this machine")
+    # ---- transfers: both ends are this machine
 
+    def put(self, local: str | Path, remote: str, mode: int | None = None) -> None:
+        """Copy a file atomically; mode defaults to the source's, mtime is kept."""
+        local, target = Path(local), Path(self._abs(remote))
+        try:
+            st = local.stat()
+        except OSError as exc:
+            raise InputError(f"cannot read {local}: {exc.strerror}") from None
+        self._copy(local, target, st.st_mode & 0o777 if mode is None else mode)
 
-class LocalScheduler:
-    """Runs a job script detached from this command. The job id is
-    ``local-<pid>-<starttime>``: a process id alone may name an unrelated process once the
-    job has ended and the id is reused, so the start time (``/proc/PID/stat`` field 22) must
-    match too. Ids of the older form ``local-<pid>`` are still read."""
+    def get(self, remote: str, local: str | Path, *, resume: bool = False) -> None:
+        """Copy a file atomically (a whole-file copy here: there is nothing to resume)."""
+        source = Path(self._abs(remote))
+        try:
+            mode = source.stat().st_mode & 0o777
+        except OSError as exc:
+            raise _error("read", str(source), exc) from None
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        self._copy(source, Path(local), mode)
 
-    def __init__(self, host: LocalHost) -> None:
-        self.host = host
+    def _copy(self, src: Path, dst: Path, mode: int) -> None:
+        tmp = dst.with_name(f".{dst.name}.part-{os.getpid()}")
+        try:
+            shutil.copyfile(src, tmp)
+            os.chmod(tmp, mode)
+            shutil.copystat(src, tmp, follow_symlinks=True)
+            os.chmod(tmp, mode)
+            os.replace(tmp, dst)
+        except OSError as exc:
+            raise _error("copy to", str(dst), exc) from None
+        finally:
+            tmp.unlink(missing_ok=True)
 
-    def submit(self, script: str) -> str:
-        log = Path(script).parent / "job.log"
-        with open(log, "ab") as out:
-            os.chmod(log, 0o600)
-            proc = subprocess.Popen(["bash", script], stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    cwd=str(Path(script).parent))
-        return job_id_for(proc.pid)  # our unreaped child: its pid cannot be reused yet
-
-    def submit_text(self, script: str, directory: str, make_dirs: Sequence[str] = ()) -> str:
-        for path in (directory, *make_dirs):
-            self.host.makedirs(path, mode=0o700)
-        self.host.write_file(f"{directory}/job.sbatch", script, mode=0o700)
-        return self.submit(f"{directory}/job.sbatch")
-
-    def info(self, job_id: str):
-        from ..jobs.slurm import JobInfo
-
-        state = "RUNNING" if is_job(*parse_job_id(job_id)) else "COMPLETED"
-        return JobInfo(job_id=job_id, state=state, node=socket.gethostname())
-
-    def cancel(self, job_id: str) -> None:
-        pid, start = parse_job_id(job_id)
-        if is_job(pid, start):
+    def checksums(self, paths: Sequence[str]) -> dict[str, str]:
+        sums: dict[str, str] = {}
+        for path in paths:
+            digest = hashlib.sha256()
             try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+                with open(self._abs(path), "rb") as handle:
+                    while block := handle.read(4 << 20):
+                        digest.update(block)
+            except OSError as exc:
+                raise _error("read", path, exc) from None
+            sums[path] = digest.hexdigest()
+        return sums
 
+    def put_tree(self, local: Path, remote: str, *, say=None) -> TreeReport:
+        from .transfer import put_tree
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """``/proc/PID/stat`` from field 3 (state) on, split after the last ``)`` (the command
-    name in between may hold spaces and parentheses); None without such a process."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields if len(fields) >= 20 else None
+        return put_tree(self, local, self._abs(remote), say=say)
 
+    def get_tree(self, remote: str, local: Path, *, say=None) -> TreeReport:
+        from .transfer import get_tree
 
-def start_time(pid: int) -> str | None:
-    """The process's start time (field 22 of ``/proc/PID/stat``, clock ticks after boot)."""
-    fields = _stat_fields(pid)
-    return fields[19] if fields else None
+        return get_tree(self, self._abs(remote), local, say=say)
 
+    # ---- ports and jobs
 
-def job_id_for(pid: int) -> str:
-    """``local-<pid>-<starttime>`` (``local-<pid>`` where /proc is missing)."""
-    start = start_time(pid)
-    return f"{JOB_PREFIX}{pid}-{start}" if start else f"{JOB_PREFIX}{pid}"
+    def forward(self, remote_host: str, remote_port: int, *, local_port: int = 0,
+                via: str = "paramiko") -> _DirectForward:
+        if local_port and local_port != remote_port:
+            raise InputError("--port does not apply to --local sessions (Jupyter listens on "
+                             f"127.0.0.1:{remote_port} directly)")
+        return _DirectForward(remote_port)
 
+    def scheduler(self) -> LocalScheduler:
+        from ..jobs.local import LocalScheduler
 
-def parse_job_id(job_id: str) -> tuple[int, str | None]:
-    """(pid, start time or None for an old ``local-<pid>`` id)."""
-    parts = job_id[len(JOB_PREFIX):].split("-") if job_id.startswith(JOB_PREFIX) else []
-    if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts):
-        raise InputError(f"{job_id!r} is not a local job id "
-                         "(expected local-<pid>-<starttime> or local-<pid>)")
-    return int(parts[0]), parts[1] if len(parts) == 2 else None
+        return LocalScheduler(self)
 
+    # ---- until every caller uses the Host methods above (issue 9)
 
-def _looks_like_a_job(pid: int) -> bool:
-    """For old ids without a start time: the process runs ``bash .../job.sbatch``."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True  # no /proc to tell: as before
-    return len(argv) >= 2 and Path(argv[0].decode(errors="replace")).name == "bash" \
-        and argv[1].endswith(b"job.sbatch")
-
-
-def is_job(pid: int, start: str | None) -> bool:
-    """Whether the job is still running: the process exists, is not a zombie (reaped
-    lazily when its parent is gone) and is the job's (same start time)."""
-    fields = _stat_fields(pid)
-    if fields is None:
-        if Path("/proc/self/stat").exists():
-            return False
-        try:  # no /proc (not Linux): only the pid can be checked
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
-    if fields[0] == "Z":
-        return False
-    if start is None:
-        return _looks_like_a_job(pid)
-    return fields[19] == start
+    def exists(self, path: str) -> bool:
+        return self.stat(path) is not None

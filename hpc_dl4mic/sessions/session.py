@@ -63,9 +63,9 @@ class Session:
 def scheduler(conn):
     """SLURM over the connection, or the detached-process scheduler of ``--local``."""
     from ..jobs.slurm import SlurmScheduler
-    from ..remote.localhost import LocalHost, LocalScheduler
 
-    return LocalScheduler(conn) if isinstance(conn, LocalHost) else SlurmScheduler(conn)
+    own = getattr(conn, "scheduler", None)  # until every host has scheduler() (issue 9)
+    return own() if own is not None else SlurmScheduler(conn)
 
 
 def sessions_dir() -> Path:

@@ -8,13 +8,8 @@ import time
 import pytest
 
 from hpc_dl4mic.errors import InputError
-from hpc_dl4mic.remote.localhost import (
-    LocalHost,
-    LocalScheduler,
-    job_id_for,
-    parse_job_id,
-    start_time,
-)
+from hpc_dl4mic.jobs.local import LocalScheduler, job_id_for, parse_job_id, start_time
+from hpc_dl4mic.remote.localhost import LocalHost
 
 
 @pytest.fixture
