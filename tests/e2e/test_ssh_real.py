@@ -545,3 +545,102 @@ def test_two_factor_asks_once_and_refuses_without_terminal(cluster, tmp_path: Pa
             SshHost.open(t, known_hosts=kh, kbd_handler=lambda *a: ["000000"])
     finally:
         server.close()
+
+
+# ----------------------------------------------------------------------------- Host interface
+
+
+def test_stat_listdir_kinds(conn: SshHost, remote_dir: str) -> None:
+    conn.makedirs(f"{remote_dir}/d")
+    conn.write_file(f"{remote_dir}/f", b"12345", mode=0o640)
+    conn.run(["ln", "-s", "f", f"{remote_dir}/l"])
+    conn.run(["touch", "-d", "@1600000000", f"{remote_dir}/f"])
+    f = conn.stat(f"{remote_dir}/f")
+    assert f is not None and (f.kind, f.size, int(f.mtime), f.mode) == (
+        "file", 5, 1_600_000_000, 0o640)
+    assert conn.stat(f"{remote_dir}/d").kind == "dir"
+    assert conn.stat(f"{remote_dir}/l").kind == "link"  # lstat: not followed
+    assert conn.stat(f"{remote_dir}/nope") is None
+    name = remote_dir.rsplit("/", 1)[1]
+    assert conn.stat(name).path == remote_dir == conn.stat(f"~/{name}").path  # relative: home
+    assert [(e.name, e.kind) for e in conn.listdir(remote_dir)] == [
+        ("d", "dir"), ("f", "file"), ("l", "link")]
+    with pytest.raises(RemoteError, match=f"cannot list {remote_dir}/nope"):
+        conn.listdir(f"{remote_dir}/nope")
+
+
+def test_chmod_and_remove(conn: SshHost, remote_dir: str) -> None:
+    conn.makedirs(remote_dir)
+    path = f"{remote_dir}/f"
+    conn.write_file(path, "x")
+    conn.chmod(path, 0o604)
+    assert conn.run(["stat", "-c", "%a", path]).stdout.strip() == "604"
+    with pytest.raises(RemoteError, match=f"cannot chmod {remote_dir}/nope"):
+        conn.chmod(f"{remote_dir}/nope", 0o600)
+    conn.remove(path)
+    assert conn.stat(path) is None
+    conn.remove(path)  # missing: fine
+
+
+def test_get_resumes_a_partial_download(conn: SshHost, remote_dir: str,
+                                        tmp_path: Path) -> None:
+    conn.makedirs(remote_dir)
+    data = os.urandom(5_000_003)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    conn.put(src, f"{remote_dir}/big.bin")
+    local = tmp_path / "got" / "big.bin"
+    local.parent.mkdir()
+    part = local.parent / ".big.bin.part"
+    part.write_bytes(data[:2_000_000])
+    conn.get(f"{remote_dir}/big.bin", local, resume=True)
+    assert local.read_bytes() == data and not part.exists()
+    assert int(local.stat().st_mtime) == int(src.stat().st_mtime)
+    part.write_bytes(b"stale, not a prefix")  # without resume: started again
+    conn.get(f"{remote_dir}/big.bin", local)
+    assert local.read_bytes() == data and not part.exists()
+
+
+def test_checksums(conn: SshHost, remote_dir: str) -> None:
+    conn.makedirs(remote_dir)
+    names = ["plain", "with space", "back\\slash", "new\nline", "-dash", "ünï"]
+    for i, name in enumerate(names):
+        conn.write_file(f"{remote_dir}/{name}", f"data {i}")
+    paths = [f"{remote_dir}/{n}" for n in names]
+    assert conn.checksums(paths) == {
+        p: hashlib.sha256(f"data {i}".encode()).hexdigest() for i, p in enumerate(paths)}
+    with pytest.raises(RemoteError, match=f"cannot checksum {remote_dir}/gone"):
+        conn.checksums([paths[0], f"{remote_dir}/gone"])
+
+
+def test_put_tree_get_tree_round_trip(conn: SshHost, remote_dir: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    (src / "a.txt").write_text("a")
+    (src / "sub" / "b.bin").write_bytes(os.urandom(1_000_000))
+    (src / "sub" / "deeper" / "c").write_text("c")
+    (src / "link").symlink_to("/etc")
+    os.utime(src / "a.txt", (1_600_000_000, 1_600_000_000))
+    report = conn.put_tree(src, remote_dir)
+    assert sorted(report.copied) == ["a.txt", "sub/b.bin", "sub/deeper/c"]
+    assert report.links == 1 and conn.stat(f"{remote_dir}/link") is None
+    assert int(conn.stat(f"{remote_dir}/a.txt").mtime) == 1_600_000_000
+    again = conn.put_tree(src, remote_dir)
+    assert (again.copied, again.skipped) == ((), 3)
+    conn.run(["ln", "-s", "/etc", f"{remote_dir}/sub/remote-link"])
+    dest = tmp_path / "dest"
+    back = conn.get_tree(remote_dir, dest)
+    assert sorted(back.copied) == ["a.txt", "sub/b.bin", "sub/deeper/c"] and back.links == 1
+    for rel in back.copied:
+        assert (dest / rel).read_bytes() == (src / rel).read_bytes()
+    assert int((dest / "a.txt").stat().st_mtime) == 1_600_000_000
+    assert not (dest / "sub" / "remote-link").exists()
+    twice = conn.get_tree(remote_dir, dest)
+    assert (twice.copied, twice.skipped) == ((), 3)
+
+
+def test_scheduler_is_slurm_over_this_connection(conn: SshHost) -> None:
+    from hpc_dl4mic.jobs.slurm import SlurmScheduler
+
+    sched = conn.scheduler()
+    assert isinstance(sched, SlurmScheduler) and sched.runner is conn
