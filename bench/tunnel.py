@@ -24,7 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hpc_dl4mic.remote.ssh import Connection, resolve_target  # noqa: E402
+from hpc_dl4mic.remote.connection import Connection  # noqa: E402
+from hpc_dl4mic.remote.target import ssh_target  # noqa: E402
 from hpc_dl4mic.remote.tunnel import LocalForward  # noqa: E402
 
 # Server: reads an 8-byte big-endian length, sends that many bytes, closes.
@@ -175,9 +176,9 @@ def main() -> None:
         empty_cfg = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-tunnel-{os.getpid()}.cfg"
         empty_cfg.write_text("")
         try:
-            target = resolve_target(env["SSH_HOST"], user=env["SSH_USER"],
-                                    port=int(env["SSH_PORT"]), identity=env["SSH_KEY"],
-                                    ssh_config=empty_cfg)
+            target = ssh_target(env["SSH_HOST"], user=env["SSH_USER"],
+                                port=int(env["SSH_PORT"]), identity=env["SSH_KEY"],
+                                ssh_config=empty_cfg)
         finally:
             empty_cfg.unlink()
         lport = free_port()

@@ -76,12 +76,13 @@ class Profile:
         return {k: v for k, v in data.items() if v not in (None, [], ())}
 
     def ssh_target(self):
-        """The :class:`hpc_dl4mic.ssh.SshTarget` for this profile (``~/.ssh/config`` applied)."""
-        from .ssh import resolve_target
+        """The :class:`~hpc_dl4mic.remote.target.SshTarget` for this profile (~/.ssh/config
+        applied)."""
+        from .target import ssh_target
 
-        target = resolve_target(self.host, user=self.user, port=self.port,
-                                identity=Path(self.identity).expanduser() if self.identity
-                                else None, proxy_jump=self.proxy_jump)
+        target = ssh_target(self.host, user=self.user, port=self.port,
+                            identity=Path(self.identity).expanduser() if self.identity
+                            else None, proxy_jump=self.proxy_jump)
         if self.known_hosts:
             from dataclasses import replace
 

@@ -14,7 +14,7 @@ from ..errors import HpcDl4micError, InputError
 from .messages import channel_open_error
 
 if TYPE_CHECKING:
-    from .ssh import Connection
+    from .connection import SshHost
 
 BUFSIZE = 256 * 1024
 IDLE_WORKER_SECONDS = 30.0
@@ -77,7 +77,7 @@ class LocalForward:
     as a context manager, or call :meth:`close`. ``local_port=0`` picks a free port.
     """
 
-    def __init__(self, connection: Connection | Any, remote_host: str, remote_port: int, *,
+    def __init__(self, connection: SshHost | Any, remote_host: str, remote_port: int, *,
                  local_port: int = 0, local_host: str = "127.0.0.1",
                  open_timeout: float = 15.0, bufsize: int = BUFSIZE) -> None:
         self.remote_host = remote_host

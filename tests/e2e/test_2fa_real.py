@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from hpc_dl4mic.errors import RemoteError
-from hpc_dl4mic.remote.ssh import Connection, resolve_target
+from hpc_dl4mic.remote.connection import Connection
+from hpc_dl4mic.remote.target import ssh_target
 
 pytestmark = pytest.mark.e2e
 
@@ -28,8 +29,8 @@ def twofa(cluster):
 
 
 def target(cluster, twofa):
-    base = resolve_target(cluster.host, user=cluster.user, port=twofa["port"],
-                          identity=cluster.key)
+    base = ssh_target(cluster.host, user=cluster.user, port=twofa["port"],
+                      identity=cluster.key)
     return replace(base, known_hosts=(twofa["known_hosts"],))
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from hpc_dl4mic.errors import CommandError, InputError, RemoteError
-from hpc_dl4mic.remote.ssh import Connection, SshTarget, fingerprint, resolve_target
+from hpc_dl4mic.remote.connection import SshHost
+from hpc_dl4mic.remote.known_hosts import fingerprint
+from hpc_dl4mic.remote.target import SshTarget, ssh_target
 from hpc_dl4mic.remote.tunnel import LocalForward
 
 pytestmark = pytest.mark.e2e
@@ -43,18 +45,18 @@ def empty_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def target(cluster, empty_config: Path) -> SshTarget:
-    return resolve_target(cluster.host, user=cluster.user, port=cluster.port,
-                          identity=cluster.key, ssh_config=empty_config)
+    return ssh_target(cluster.host, user=cluster.user, port=cluster.port,
+                      identity=cluster.key, ssh_config=empty_config)
 
 
 @pytest.fixture(scope="module")
 def conn(cluster, target: SshTarget):
-    with Connection.open(target, known_hosts=cluster.known_hosts) as c:
+    with SshHost.open(target, known_hosts=cluster.known_hosts) as c:
         yield c
 
 
 @pytest.fixture
-def remote_dir(conn: Connection):
+def remote_dir(conn: SshHost):
     path = f"{conn.home()}/ssh-test-{secrets.token_hex(4)}"
     yield path
     conn.run(["rm", "-rf", path])
@@ -67,7 +69,7 @@ def server_blob(cluster) -> bytes:
 # ----------------------------------------------------------------------------- commands
 
 
-def test_run_exit_code_stdout_stderr(conn: Connection, cluster) -> None:
+def test_run_exit_code_stdout_stderr(conn: SshHost, cluster) -> None:
     r = conn.run(["sh", "-c", "echo out; echo err >&2; exit 3"], check=False)
     assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
     assert conn.run(["id", "-un"]).stdout == f"{cluster.user}\n"
@@ -76,13 +78,13 @@ def test_run_exit_code_stdout_stderr(conn: Connection, cluster) -> None:
     assert info.value.returncode == 4
 
 
-def test_argv_arrives_literally(conn: Connection) -> None:
+def test_argv_arrives_literally(conn: SshHost) -> None:
     r = conn.run(["printf", "%s\\0", *NASTY])
     assert r.stdout.split("\0")[:-1] == NASTY
     assert not conn.exists("/tmp/pwned")
 
 
-def test_env_cwd_and_input(conn: Connection, cluster) -> None:
+def test_env_cwd_and_input(conn: SshHost, cluster) -> None:
     r = conn.run(["sh", "-c", 'printf "%s|%s|%s" "$PWD" "$A" "$B"'],
                  env={"A": "x y $z `q`", "B": "it's"}, cwd="/tmp")
     assert r.stdout == "/tmp|x y $z `q`|it's"
@@ -91,7 +93,7 @@ def test_env_cwd_and_input(conn: Connection, cluster) -> None:
     assert conn.run(["cat"]).stdout == ""  # stdin is closed when no input is given
 
 
-def test_big_input_and_output_do_not_deadlock(conn: Connection) -> None:
+def test_big_input_and_output_do_not_deadlock(conn: SshHost) -> None:
     data = (secrets.token_hex(16) + "\n") * 200_000  # 6.6 MB
     script = "tee /dev/stderr | sha256sum"
     r = conn.run(["sh", "-c", script], input=data, timeout=60)
@@ -99,7 +101,7 @@ def test_big_input_and_output_do_not_deadlock(conn: Connection) -> None:
     assert r.stderr == data
 
 
-def test_timeout(conn: Connection) -> None:
+def test_timeout(conn: SshHost) -> None:
     t0 = time.monotonic()
     with pytest.raises(CommandError, match="timed out after 1 s"):
         conn.run(["sleep", "30"], timeout=1)
@@ -107,7 +109,7 @@ def test_timeout(conn: Connection) -> None:
     assert conn.run(["true"]).returncode == 0  # the connection is still usable
 
 
-def test_many_commands_reuse_one_transport(conn: Connection) -> None:
+def test_many_commands_reuse_one_transport(conn: SshHost) -> None:
     transport = conn.transport
     t0 = time.monotonic()
     for i in range(20):
@@ -119,7 +121,7 @@ def test_many_commands_reuse_one_transport(conn: Connection) -> None:
 # ----------------------------------------------------------------------------- SFTP
 
 
-def test_sftp_modes_and_atomic_write(conn: Connection, remote_dir: str) -> None:
+def test_sftp_modes_and_atomic_write(conn: SshHost, remote_dir: str) -> None:
     conn.makedirs(f"{remote_dir}/session/one")
     path = f"{remote_dir}/session/one/connection.json"
     conn.write_file(path, '{"token": "secret"}')
@@ -138,7 +140,7 @@ def test_sftp_modes_and_atomic_write(conn: Connection, remote_dir: str) -> None:
         conn.makedirs(path)
 
 
-def test_sftp_tilde_put_get(conn: Connection, remote_dir: str, tmp_path: Path) -> None:
+def test_sftp_tilde_put_get(conn: SshHost, remote_dir: str, tmp_path: Path) -> None:
     name = remote_dir.rsplit("/", 1)[1]
     conn.makedirs(f"~/{name}", mode=0o750)
     assert conn.run(["stat", "-c", "%a", remote_dir]).stdout.strip() == "750"
@@ -155,7 +157,7 @@ def test_sftp_tilde_put_get(conn: Connection, remote_dir: str, tmp_path: Path) -
     assert [p.name for p in back.parent.iterdir()] == ["back.bin"]
 
 
-def test_sftp_errors_are_remote_errors(conn: Connection) -> None:
+def test_sftp_errors_are_remote_errors(conn: SshHost) -> None:
     with pytest.raises(RemoteError, match="cannot write /root/x: Permission denied"):
         conn.write_file("/root/x", "x")
     with pytest.raises(RemoteError, match="cannot read /nonexistent/file"):
@@ -170,7 +172,7 @@ def test_unknown_host_key_refused_with_fingerprint(target: SshTarget, cluster,
     kh = tmp_path / "known_hosts"
     kh.write_text("")
     with pytest.raises(RemoteError) as info:
-        Connection.open(target, known_hosts=kh)
+        SshHost.open(target, known_hosts=kh)
     msg = str(info.value)
     assert "unknown host key for [127.0.0.1]:2222" in msg
     assert f"ssh-ed25519 {fingerprint(server_blob(cluster))}" in msg
@@ -180,13 +182,13 @@ def test_unknown_host_key_refused_with_fingerprint(target: SshTarget, cluster,
 
 def test_accept_new_host_key_writes_it(target: SshTarget, cluster, tmp_path: Path) -> None:
     kh = tmp_path / "new" / "known_hosts"
-    with Connection.open(target, known_hosts=kh, accept_new_host_key=True) as c:
+    with SshHost.open(target, known_hosts=kh, accept_new_host_key=True) as c:
         assert c.run(["true"]).returncode == 0
     assert oct(kh.stat().st_mode & 0o777) == "0o600"
     line = kh.read_text().split()
     assert line[:2] == [f"[{cluster.host}]:{cluster.port}", "ssh-ed25519"]
     assert base64.b64decode(line[2]) == server_blob(cluster)
-    with Connection.open(target, known_hosts=kh) as c:  # now known: no flag needed
+    with SshHost.open(target, known_hosts=kh) as c:  # now known: no flag needed
         assert c.run(["true"]).returncode == 0
     assert len(kh.read_text().splitlines()) == 1
 
@@ -200,7 +202,7 @@ def test_changed_host_key_always_refused(target: SshTarget, tmp_path: Path) -> N
     before = kh.read_text()
     for accept in (False, True):
         with pytest.raises(RemoteError) as info:
-            Connection.open(target, known_hosts=kh, accept_new_host_key=accept)
+            SshHost.open(target, known_hosts=kh, accept_new_host_key=accept)
         msg = str(info.value)
         assert "HOST KEY CHANGED" in msg and f"{kh} line 2" in msg and "\n" not in msg
     assert kh.read_text() == before
@@ -215,10 +217,10 @@ def test_known_hosts_from_ssh_config(cluster, tmp_path: Path,
     cfg.write_text(f"Host c\n    HostName {cluster.host}\n    Port {cluster.port}\n"
                    f"    User {cluster.user}\n    IdentityFile {cluster.key}\n"
                    f"    UserKnownHostsFile {kh}\n")
-    t = resolve_target("c", ssh_config=cfg)
+    t = ssh_target("c", ssh_config=cfg)
     with pytest.raises(RemoteError, match=f"saved in {kh}"):
-        Connection.open(t)
-    with Connection.open(t, accept_new_host_key=True) as c:
+        SshHost.open(t)
+    with SshHost.open(t, accept_new_host_key=True) as c:
         assert c.run(["true"]).returncode == 0
     assert kh.read_text().startswith("[127.0.0.1]:2222 ssh-ed25519 ")
     assert not (tmp_path / ".ssh" / "known_hosts").exists()
@@ -230,7 +232,7 @@ def test_known_hosts_from_ssh_config(cluster, tmp_path: Path,
         "[127.0.0.1]:2222 ssh-ed25519 "
         "AAAAC3NzaC1lZDI1NTE5AAAAIIo3o/ovz97VR2RXdSQaHr0KL6tyq5R8htY42+QEYBfb\n")
     with pytest.raises(RemoteError, match="HOST KEY CHANGED"):
-        Connection.open(t, accept_new_host_key=True)
+        SshHost.open(t, accept_new_host_key=True)
     assert kh.read_text() == ""
 
 
@@ -238,10 +240,10 @@ def test_known_hosts_from_ssh_config(cluster, tmp_path: Path,
 
 
 def test_wrong_user(cluster, empty_config: Path) -> None:
-    t = resolve_target(cluster.host, user="nosuchuser", port=cluster.port, identity=cluster.key,
-                       ssh_config=empty_config)
+    t = ssh_target(cluster.host, user="nosuchuser", port=cluster.port, identity=cluster.key,
+                   ssh_config=empty_config)
     with pytest.raises(RemoteError) as info:
-        Connection.open(t, known_hosts=cluster.known_hosts)
+        SshHost.open(t, known_hosts=cluster.known_hosts)
     msg = str(info.value)
     assert msg.startswith("ssh nosuchuser@127.0.0.1:2222: authentication failed (tried: "
                           f"publickey {cluster.key}")
@@ -251,31 +253,31 @@ def test_wrong_user(cluster, empty_config: Path) -> None:
 def test_wrong_key(cluster, empty_config: Path, tmp_path: Path) -> None:
     key = tmp_path / "id_wrong"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    t = resolve_target(cluster.host, user=cluster.user, port=cluster.port, identity=key,
-                       ssh_config=empty_config)
+    t = ssh_target(cluster.host, user=cluster.user, port=cluster.port, identity=key,
+                   ssh_config=empty_config)
     with pytest.raises(RemoteError, match=rf"authentication failed \(tried: publickey {key}"):
-        Connection.open(t, known_hosts=cluster.known_hosts)
+        SshHost.open(t, known_hosts=cluster.known_hosts)
 
 
 def test_encrypted_key_without_terminal(cluster, empty_config: Path, tmp_path: Path) -> None:
     key = tmp_path / "id_locked"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "pass phrase", "-f", str(key)],
                    check=True)
-    t = resolve_target(cluster.host, user=cluster.user, port=cluster.port, identity=key,
-                       ssh_config=empty_config)
+    t = ssh_target(cluster.host, user=cluster.user, port=cluster.port, identity=key,
+                   ssh_config=empty_config)
     with pytest.raises(RemoteError, match="passphrase-protected and there is no terminal"):
-        Connection.open(t, known_hosts=cluster.known_hosts)
+        SshHost.open(t, known_hosts=cluster.known_hosts)
 
 
 def test_connection_refused_and_missing_key(cluster, empty_config: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
-    t = resolve_target("127.0.0.1", user=cluster.user, port=free, ssh_config=empty_config)
+    t = ssh_target("127.0.0.1", user=cluster.user, port=free, ssh_config=empty_config)
     with pytest.raises(RemoteError, match=f"127.0.0.1:{free}: connection refused"):
-        Connection.open(t, known_hosts=cluster.known_hosts, connect_timeout=5)
+        SshHost.open(t, known_hosts=cluster.known_hosts, connect_timeout=5)
     with pytest.raises(InputError, match="not found"):
-        resolve_target(cluster.host, identity="/nonexistent/key", ssh_config=empty_config)
+        ssh_target(cluster.host, identity="/nonexistent/key", ssh_config=empty_config)
 
 
 # ----------------------------------------------------------------------------- ProxyJump
@@ -296,9 +298,9 @@ Host behind
     IdentityFile {cluster.key}
     ProxyJump jump,jump
 """)
-    t = resolve_target("behind", ssh_config=cfg)
+    t = ssh_target("behind", ssh_config=cfg)
     assert [h.alias for h in t.proxy_jump] == ["jump", "jump"]
-    with Connection.open(t, known_hosts=cluster.known_hosts) as c:
+    with SshHost.open(t, known_hosts=cluster.known_hosts) as c:
         assert len(c._transports) == 3
         # every hop after the first runs over a direct-tcpip channel of the previous one
         import paramiko
@@ -316,11 +318,11 @@ def test_proxy_jump_host_key_checked_for_every_hop(target: SshTarget, cluster,
                                                    empty_config: Path, tmp_path: Path) -> None:
     kh = tmp_path / "known_hosts"
     kh.write_text("")
-    jumping = resolve_target(cluster.host, user=cluster.user, port=cluster.port,
-                             identity=cluster.key, proxy_jump=[target],
-                             ssh_config=empty_config)
+    jumping = ssh_target(cluster.host, user=cluster.user, port=cluster.port,
+                         identity=cluster.key, proxy_jump=[target],
+                         ssh_config=empty_config)
     with pytest.raises(RemoteError, match=r"ssh jump host .*unknown host key"):
-        Connection.open(jumping, known_hosts=kh)
+        SshHost.open(jumping, known_hosts=kh)
 
 
 def test_proxy_command(cluster, tmp_path: Path) -> None:
@@ -335,9 +337,9 @@ Host viacmd
     IdentityFile {cluster.key}
     ProxyCommand {proxy}
 """)
-    t = resolve_target("viacmd", ssh_config=cfg)
+    t = ssh_target("viacmd", ssh_config=cfg)
     assert t.proxy_command and "-W 127.0.0.1:2222" in t.proxy_command
-    with Connection.open(t, known_hosts=cluster.known_hosts) as c:
+    with SshHost.open(t, known_hosts=cluster.known_hosts) as c:
         assert c.run(["echo", "ok"]).stdout == "ok\n"
 
 
@@ -354,7 +356,7 @@ def test_agent_keys(cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
         monkeypatch.setenv("HOME", str(tmp_path))  # no default ~/.ssh/id_* keys
         t = SshTarget(alias="a", hostname=cluster.host, port=cluster.port, user=cluster.user)
-        with Connection.open(t, known_hosts=cluster.known_hosts) as c:
+        with SshHost.open(t, known_hosts=cluster.known_hosts) as c:
             assert c.run(["id", "-un"]).stdout.strip() == cluster.user
     finally:
         agent.terminate()
@@ -393,7 +395,7 @@ def _get(url: str) -> bytes:
         return resp.read()
 
 
-def test_local_forward_http(conn: Connection, http_server) -> None:
+def test_local_forward_http(conn: SshHost, http_server) -> None:
     port, root = http_server
     with conn.forward("127.0.0.1", port) as fwd:
         url = fwd.url("/hello.txt")
@@ -413,7 +415,7 @@ def test_local_forward_http(conn: Connection, http_server) -> None:
     assert conn.run(["true"]).returncode == 0
 
 
-def test_local_forward_half_close(conn: Connection) -> None:
+def test_local_forward_half_close(conn: SshHost) -> None:
     """The client half-closes; the server answers after EOF (like `nc -q`)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -440,7 +442,7 @@ def test_local_forward_half_close(conn: Connection) -> None:
     assert answer.decode() == hashlib.sha256(payload).hexdigest()
 
 
-def test_local_forward_to_closed_port_and_given_port(conn: Connection) -> None:
+def test_local_forward_to_closed_port_and_given_port(conn: SshHost) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
@@ -533,13 +535,112 @@ def test_two_factor_asks_once_and_refuses_without_terminal(cluster, tmp_path: Pa
             asked.append(list(prompts))
             return ["123456"]
 
-        with Connection.open(t, known_hosts=kh, kbd_handler=handler) as c:
+        with SshHost.open(t, known_hosts=kh, kbd_handler=handler) as c:
             assert c.transport.is_authenticated()
         assert asked == [[("Verification code: ", False)]]
         # pytest's stdin is not a terminal: no prompt, a clear error instead
         with pytest.raises(RemoteError, match="second factor .* stdin is not a terminal"):
-            Connection.open(t, known_hosts=kh)
+            SshHost.open(t, known_hosts=kh)
         with pytest.raises(RemoteError, match="authentication failed"):
-            Connection.open(t, known_hosts=kh, kbd_handler=lambda *a: ["000000"])
+            SshHost.open(t, known_hosts=kh, kbd_handler=lambda *a: ["000000"])
     finally:
         server.close()
+
+
+# ----------------------------------------------------------------------------- Host interface
+
+
+def test_stat_listdir_kinds(conn: SshHost, remote_dir: str) -> None:
+    conn.makedirs(f"{remote_dir}/d")
+    conn.write_file(f"{remote_dir}/f", b"12345", mode=0o640)
+    conn.run(["ln", "-s", "f", f"{remote_dir}/l"])
+    conn.run(["touch", "-d", "@1600000000", f"{remote_dir}/f"])
+    f = conn.stat(f"{remote_dir}/f")
+    assert f is not None and (f.kind, f.size, int(f.mtime), f.mode) == (
+        "file", 5, 1_600_000_000, 0o640)
+    assert conn.stat(f"{remote_dir}/d").kind == "dir"
+    assert conn.stat(f"{remote_dir}/l").kind == "link"  # lstat: not followed
+    assert conn.stat(f"{remote_dir}/nope") is None
+    name = remote_dir.rsplit("/", 1)[1]
+    assert conn.stat(name).path == remote_dir == conn.stat(f"~/{name}").path  # relative: home
+    assert [(e.name, e.kind) for e in conn.listdir(remote_dir)] == [
+        ("d", "dir"), ("f", "file"), ("l", "link")]
+    with pytest.raises(RemoteError, match=f"cannot list {remote_dir}/nope"):
+        conn.listdir(f"{remote_dir}/nope")
+
+
+def test_chmod_and_remove(conn: SshHost, remote_dir: str) -> None:
+    conn.makedirs(remote_dir)
+    path = f"{remote_dir}/f"
+    conn.write_file(path, "x")
+    conn.chmod(path, 0o604)
+    assert conn.run(["stat", "-c", "%a", path]).stdout.strip() == "604"
+    with pytest.raises(RemoteError, match=f"cannot chmod {remote_dir}/nope"):
+        conn.chmod(f"{remote_dir}/nope", 0o600)
+    conn.remove(path)
+    assert conn.stat(path) is None
+    conn.remove(path)  # missing: fine
+
+
+def test_get_resumes_a_partial_download(conn: SshHost, remote_dir: str,
+                                        tmp_path: Path) -> None:
+    conn.makedirs(remote_dir)
+    data = os.urandom(5_000_003)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    conn.put(src, f"{remote_dir}/big.bin")
+    local = tmp_path / "got" / "big.bin"
+    local.parent.mkdir()
+    part = local.parent / ".big.bin.part"
+    part.write_bytes(data[:2_000_000])
+    conn.get(f"{remote_dir}/big.bin", local, resume=True)
+    assert local.read_bytes() == data and not part.exists()
+    assert int(local.stat().st_mtime) == int(src.stat().st_mtime)
+    part.write_bytes(b"stale, not a prefix")  # without resume: started again
+    conn.get(f"{remote_dir}/big.bin", local)
+    assert local.read_bytes() == data and not part.exists()
+
+
+def test_checksums(conn: SshHost, remote_dir: str) -> None:
+    conn.makedirs(remote_dir)
+    names = ["plain", "with space", "back\\slash", "new\nline", "-dash", "ünï"]
+    for i, name in enumerate(names):
+        conn.write_file(f"{remote_dir}/{name}", f"data {i}")
+    paths = [f"{remote_dir}/{n}" for n in names]
+    assert conn.checksums(paths) == {
+        p: hashlib.sha256(f"data {i}".encode()).hexdigest() for i, p in enumerate(paths)}
+    with pytest.raises(RemoteError, match=f"cannot checksum {remote_dir}/gone"):
+        conn.checksums([paths[0], f"{remote_dir}/gone"])
+
+
+def test_put_tree_get_tree_round_trip(conn: SshHost, remote_dir: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    (src / "a.txt").write_text("a")
+    (src / "sub" / "b.bin").write_bytes(os.urandom(1_000_000))
+    (src / "sub" / "deeper" / "c").write_text("c")
+    (src / "link").symlink_to("/etc")
+    os.utime(src / "a.txt", (1_600_000_000, 1_600_000_000))
+    report = conn.put_tree(src, remote_dir)
+    assert sorted(report.copied) == ["a.txt", "sub/b.bin", "sub/deeper/c"]
+    assert report.links == 1 and conn.stat(f"{remote_dir}/link") is None
+    assert int(conn.stat(f"{remote_dir}/a.txt").mtime) == 1_600_000_000
+    again = conn.put_tree(src, remote_dir)
+    assert (again.copied, again.skipped) == ((), 3)
+    conn.run(["ln", "-s", "/etc", f"{remote_dir}/sub/remote-link"])
+    dest = tmp_path / "dest"
+    back = conn.get_tree(remote_dir, dest)
+    assert sorted(back.copied) == ["a.txt", "sub/b.bin", "sub/deeper/c"] and back.links == 1
+    for rel in back.copied:
+        assert (dest / rel).read_bytes() == (src / rel).read_bytes()
+    assert int((dest / "a.txt").stat().st_mtime) == 1_600_000_000
+    assert not (dest / "sub" / "remote-link").exists()
+    twice = conn.get_tree(remote_dir, dest)
+    assert (twice.copied, twice.skipped) == ((), 3)
+
+
+def test_scheduler_is_slurm_over_this_connection(conn: SshHost) -> None:
+    from hpc_dl4mic.jobs.slurm import SlurmScheduler
+
+    sched = conn.scheduler()
+    assert isinstance(sched, SlurmScheduler) and sched.runner is conn

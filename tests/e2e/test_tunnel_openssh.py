@@ -11,7 +11,8 @@ from dataclasses import replace
 import pytest
 
 from hpc_dl4mic.errors import HpcDl4micError
-from hpc_dl4mic.remote.ssh import Connection, resolve_target
+from hpc_dl4mic.remote.connection import Connection
+from hpc_dl4mic.remote.target import ssh_target
 
 pytestmark = pytest.mark.e2e
 
@@ -37,8 +38,8 @@ def web_server():
 
 
 def target(cluster, known_hosts=None):
-    base = resolve_target(cluster.host, user=cluster.user, port=cluster.port,
-                          identity=cluster.key)
+    base = ssh_target(cluster.host, user=cluster.user, port=cluster.port,
+                      identity=cluster.key)
     return replace(base, known_hosts=(known_hosts or cluster.known_hosts,))
 
 

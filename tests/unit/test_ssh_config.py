@@ -14,18 +14,16 @@ from pathlib import Path
 import pytest
 
 from hpc_dl4mic.errors import InputError
-from hpc_dl4mic.remote.ssh import (
-    SshTarget,
-    _chain,
-    _preferred_key_types,
+from hpc_dl4mic.remote.commands import remote_command
+from hpc_dl4mic.remote.known_hosts import (
+    KnownHostEntry,
     append_known_host,
     check_host_key,
     fingerprint,
-    parse_destination,
+    preferred_key_types,
     read_known_hosts,
-    remote_command,
-    resolve_target,
 )
+from hpc_dl4mic.remote.target import SshTarget, chain, parse_destination, ssh_target
 from hpc_dl4mic.remote.tunnel import LocalForward
 
 # A fixed ed25519 public key and the fingerprint `ssh-keygen -lf` printed for it.
@@ -77,7 +75,7 @@ Host *
 
 
 def test_alias_resolves_hostname_user_port_identity(ssh_config: Path, tmp_path: Path) -> None:
-    t = resolve_target("cluster", ssh_config=ssh_config)
+    t = ssh_target("cluster", ssh_config=ssh_config)
     assert (t.alias, t.hostname, t.user, t.port) == ("cluster", "login.example.org", "alice",
                                                      2200)
     assert t.identity_files == (tmp_path / "id_cluster",)
@@ -87,7 +85,7 @@ def test_alias_resolves_hostname_user_port_identity(ssh_config: Path, tmp_path: 
 
 
 def test_proxy_jump_chain_each_hop_resolved(ssh_config: Path) -> None:
-    t = resolve_target("cluster", ssh_config=ssh_config)
+    t = ssh_target("cluster", ssh_config=ssh_config)
     bastion, inner = t.proxy_jump
     assert (bastion.hostname, bastion.user, bastion.port) == ("bastion.example.org", "bob", 2022)
     # The first hop follows its own ProxyJump ...
@@ -95,13 +93,13 @@ def test_proxy_jump_chain_each_hop_resolved(ssh_config: Path) -> None:
     assert bastion.proxy_jump[0].user == "carol"
     # ... later hops are reached through the previous one (as OpenSSH does).
     assert inner.hostname == "10.0.0.5" and inner.proxy_jump == ()
-    assert [h.hostname for h in _chain(t)] == [
+    assert [h.hostname for h in chain(t)] == [
         "outer.example.org", "bastion.example.org", "10.0.0.5", "login.example.org"]
-    assert all(h.proxy_jump == () for h in _chain(t))
+    assert all(h.proxy_jump == () for h in chain(t))
 
 
 def test_proxy_jump_user_host_port_forms(ssh_config: Path) -> None:
-    t = resolve_target("chain", ssh_config=ssh_config)
+    t = ssh_target("chain", ssh_config=ssh_config)
     hop1, hop2 = t.proxy_jump
     assert (hop1.user, hop1.hostname, hop1.port) == ("jim", "hop1", 2201)
     assert (hop2.hostname, hop2.port) == ("hop2", 22)
@@ -110,39 +108,39 @@ def test_proxy_jump_user_host_port_forms(ssh_config: Path) -> None:
 def test_explicit_arguments_win(ssh_config: Path, tmp_path: Path) -> None:
     other = tmp_path / "other_key"
     other.write_text("x")
-    t = resolve_target("cluster", user="zoe", port=2222, identity=other,
-                       proxy_jump="none", ssh_config=ssh_config)
+    t = ssh_target("cluster", user="zoe", port=2222, identity=other,
+                   proxy_jump="none", ssh_config=ssh_config)
     assert (t.user, t.port, t.proxy_jump) == ("zoe", 2222, ())
     assert t.identity_files == (other, tmp_path / "id_cluster")
-    t = resolve_target("dave@cluster:2323", ssh_config=ssh_config)
+    t = ssh_target("dave@cluster:2323", ssh_config=ssh_config)
     assert (t.user, t.hostname, t.port) == ("dave", "login.example.org", 2323)
-    t = resolve_target("cluster", proxy_jump="eve@gate.example.org:2022", ssh_config=ssh_config)
+    t = ssh_target("cluster", proxy_jump="eve@gate.example.org:2022", ssh_config=ssh_config)
     assert [(h.user, h.hostname, h.port) for h in t.proxy_jump] == [
         ("eve", "gate.example.org", 2022)]
     hop = SshTarget(alias="x", hostname="x.example.org", user="u")
-    assert resolve_target("cluster", proxy_jump=[hop], ssh_config=ssh_config).proxy_jump == (hop,)
+    assert ssh_target("cluster", proxy_jump=[hop], ssh_config=ssh_config).proxy_jump == (hop,)
 
 
 def test_host_key_alias_identities_only_and_unknown_host(ssh_config: Path) -> None:
-    t = resolve_target("aliased", ssh_config=ssh_config)
+    t = ssh_target("aliased", ssh_config=ssh_config)
     assert t.known_hosts_name == "the-alias" and t.identities_only
-    t = resolve_target("plain.example.org", user="u", ssh_config=ssh_config)
+    t = ssh_target("plain.example.org", user="u", ssh_config=ssh_config)
     assert (t.hostname, t.port, t.user, t.identity_files) == ("plain.example.org", 22, "u", ())
     assert t.known_hosts_name == "plain.example.org"
 
 
 def test_missing_files_are_input_errors(ssh_config: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="key file .*nope not found"):
-        resolve_target("cluster", identity=tmp_path / "nope", ssh_config=ssh_config)
+        ssh_target("cluster", identity=tmp_path / "nope", ssh_config=ssh_config)
     with pytest.raises(InputError, match="SSH config file"):
-        resolve_target("cluster", ssh_config=tmp_path / "no-config")
+        ssh_target("cluster", ssh_config=tmp_path / "no-config")
 
 
 def test_jump_loop_is_bounded(tmp_path: Path) -> None:
     cfg = tmp_path / "config"
     cfg.write_text("Host a\n    ProxyJump b\nHost b\n    ProxyJump a\n")
     with pytest.raises(InputError, match="loop"):
-        resolve_target("a", user="u", ssh_config=cfg)
+        ssh_target("a", user="u", ssh_config=cfg)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -222,12 +220,10 @@ def test_append_known_host_creates_private_file(tmp_path: Path) -> None:
 
 def test_known_key_types_are_preferred() -> None:
     current = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]
-    from hpc_dl4mic.remote.ssh import KnownHostEntry
-
     rsa = KnownHostEntry(Path("k"), 1, ("h",), "ssh-rsa", b"")
-    assert _preferred_key_types(current, [rsa]) == [
+    assert preferred_key_types(current, [rsa]) == [
         "rsa-sha2-512", "rsa-sha2-256", "ssh-ed25519", "ecdsa-sha2-nistp256"]
-    assert _preferred_key_types(current, []) == current
+    assert preferred_key_types(current, []) == current
 
 
 NASTY = ["a b", "it's", 'say "hi"', "$HOME", "`id`", "a;b", "x && y", "|", "*", "~",
@@ -259,7 +255,8 @@ def test_remote_command_env_and_cwd(tmp_path: Path) -> None:
 
 
 def test_modules_do_not_import_paramiko() -> None:
-    code = ("import sys, hpc_dl4mic.remote.ssh, hpc_dl4mic.remote.tunnel; "
+    code = ("import sys, hpc_dl4mic.remote.ssh, hpc_dl4mic.remote.connection, "
+            "hpc_dl4mic.remote.tunnel; "
             "print('paramiko' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2]).stdout
@@ -284,7 +281,7 @@ def test_local_forward_port_in_use_and_closing() -> None:
 
 
 def test_unreadable_key_is_input_error(tmp_path: Path) -> None:
-    from hpc_dl4mic.remote.ssh import _load_key
+    from hpc_dl4mic.remote.auth import load_key
 
     with pytest.raises(InputError, match="cannot read SSH key file"):
-        _load_key(tmp_path, "x", None, [])  # a directory: unreadable even for root
+        load_key(tmp_path, "x", None, [])  # a directory: unreadable even for root
