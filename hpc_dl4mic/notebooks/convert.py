@@ -6,6 +6,10 @@ of the image's cache key: no timestamps, generated cells get fixed ids, code cel
 (left from someone's Colab run) and Colab's saved widget state are dropped. A missing
 kernelspec becomes ``python3``.
 
+The steps live beside this module: :mod:`.rewrites` (Colab-only lines, paths) with
+:mod:`.versioncheck`, :mod:`.cells` (generated cells; their code is in :mod:`.cellcode`) and
+:mod:`.write` (validation, serialisation, atomic write).
+
 Common to both modes
 --------------------
 Sections
