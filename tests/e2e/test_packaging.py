@@ -52,3 +52,15 @@ def test_installed_package_is_not_the_source_tree(installed):
                          cwd=root, capture_output=True, text=True, check=True)
     assert str(REPO) not in out.stdout
     assert sys.prefix not in out.stdout
+
+
+def test_installed_package_ships_the_cell_code_of_converted_notebooks(installed):
+    root, _ = installed
+    py = root / "venv" / "bin" / "python"
+    code = ("from hpc_dl4mic.notebooks import cellcode; import sys; "
+            "sys.stdout.write(cellcode.__file__ + '\\n' + cellcode.template('interactive_setup'))")
+    out = subprocess.run([py, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": ""}).stdout
+    where, text = out.split("\n", 1)
+    assert "site-packages" in where
+    assert "HPC_DL4MIC_RESULTS_DIR = '/results'" in text and "def hpc_value(form, name):" in text
