@@ -37,9 +37,11 @@ class _File:
 
 class FakeScheduler:
     """Jobs whose state follows a script: ``states`` are returned one per ``info`` call
-    (the last one repeats); ``cancel`` makes it CANCELLED."""
+    (the last one repeats; an exception in it is raised instead, e.g. KeyboardInterrupt);
+    ``cancel`` makes it CANCELLED."""
 
-    def __init__(self, host: FakeHost, states: Sequence[str] = ("RUNNING",)) -> None:
+    def __init__(self, host: FakeHost,
+                 states: Sequence[str | BaseException] = ("RUNNING",)) -> None:
         self.host = host
         self.states = list(states)
         self.submitted: list[tuple[str, str]] = []  # (job id, script text)
@@ -67,6 +69,8 @@ class FakeScheduler:
         if job_id in self.cancelled:
             return JobInfo(job_id=job_id, state="CANCELLED", node=self.node)
         state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        if isinstance(state, BaseException):
+            raise state
         if state == "GONE":
             return None
         return JobInfo(job_id=job_id, state=state, node=self.node,
@@ -94,8 +98,8 @@ class _Forward:
 
 class FakeHost:
     """A Host with ``home``; files live in ``files``/``dirs``/``links``; commands go to the
-    first handler whose prefix matches the argv (else exit 127), and are recorded in
-    ``calls``."""
+    first handler whose prefix matches the argv, else to a built-in (``rm -rf`` and ``mv``
+    over the in-memory files), else exit 127; all are recorded in ``calls``."""
 
     def __init__(self, home: str = "/home/u", *, display: str = "fake",
                  cwd: str | None = None) -> None:
@@ -160,7 +164,9 @@ class FakeHost:
                 answer = do(argv, call)
                 break
         else:
-            answer = (127, "", f"{argv[0]}: command not found")
+            builtin = self.BUILTINS.get(argv[0])
+            answer = builtin(self, argv) if builtin is not None else (
+                127, "", f"{argv[0]}: command not found")
         if isinstance(answer, Result):
             result = answer
         elif isinstance(answer, tuple):
@@ -170,6 +176,39 @@ class FakeHost:
         if check and result.returncode != 0:
             raise command_failed(result)
         return result
+
+    def _operands(self, argv: list[str]) -> list[str]:
+        args = argv[1:]
+        if "--" in args:
+            return [self._abs(a) for a in args[args.index("--") + 1:]]
+        return [self._abs(a) for a in args if not a.startswith("-")]
+
+    def _rm(self, argv: list[str]) -> tuple[int, str, str]:
+        """``rm -rf PATH...``: a file, link or folder with everything below it."""
+        for path in self._operands(argv):
+            below = path.rstrip("/") + "/"
+            for table in (self.files, self.links, self.dirs):
+                for p in [p for p in table if p == path or p.startswith(below)]:
+                    del table[p]
+        return (0, "", "")
+
+    def _mv(self, argv: list[str]) -> tuple[int, str, str]:
+        """``mv [-f] SRC DST``: a file (or link) onto a file path or into a folder."""
+        src, dst = self._operands(argv)
+        if dst in self.dirs:
+            dst = posixpath.join(dst, posixpath.basename(src))
+        if posixpath.dirname(dst) not in self.dirs:
+            return (1, "", f"mv: cannot move {src} to {dst}: No such file or directory")
+        if src in self.files:
+            self.files[dst] = self.files.pop(src)
+        elif src in self.links:
+            self.links[dst] = self.links.pop(src)
+        else:
+            return (1, "", f"mv: cannot stat {src}: No such file or directory")
+        return (0, "", "")
+
+    BUILTINS: dict[str, Callable[[FakeHost, list[str]], tuple[int, str, str]]] = {
+        "rm": _rm, "mv": _mv}
 
     def stream(self, argv: Sequence[str], *, on_line=None, check: bool = True,
                timeout: float | None = None, env: Mapping[str, str] | None = None,

@@ -1,13 +1,6 @@
-"""A build context folder: the recipes plus the files they copy into the image.
-
-Layout (relative paths, so the recipes are the same wherever the folder is)::
-
-    DIR/<name>.def            Apptainer definition
-    DIR/Dockerfile            Dockerfile (docker:// bases)
-    DIR/notebooks/*.ipynb     the notebooks, copied to /opt/hpc-dl4mic/notebooks/
-    DIR/requirements.txt      the requirements file
-    DIR/ca-certs/*.crt        site CA certificates
-"""
+"""A build context folder on disk (``hpc-dl4mic render``): the recipes plus the files they
+copy into the image, laid out as :mod:`.layout` says (relative paths, so the recipes are
+the same wherever the folder is)."""
 
 from __future__ import annotations
 
@@ -19,32 +12,16 @@ from pathlib import Path
 from ..catalogue.config import NotebookConfig
 from ..errors import InputError
 from ..fsutil import atomic_copy, atomic_write
+from .inputs import ca_cert_files, ca_cert_names, image_notebooks
+from .layout import CA_CERTS, DOCKERFILE, NOTEBOOKS, REQUIREMENTS, definition_file
 from .render import ImageSpec, notebook_names, render_definition, render_dockerfile
 
-
-def ca_cert_files(ca_dir: Path | None) -> list[Path]:
-    """The ``*.crt``/``*.pem`` files of a CA folder (or a single file)."""
-    if ca_dir is None:
-        return []
-    ca_dir = Path(ca_dir).expanduser()
-    if ca_dir.is_file():
-        files = [ca_dir]
-    elif ca_dir.is_dir():
-        files = sorted(p for p in ca_dir.iterdir() if p.suffix in (".crt", ".pem") and p.is_file())
-    else:
-        raise InputError(f"--ca-certs {ca_dir}: no such file or folder")
-    if not files:
-        raise InputError(f"--ca-certs {ca_dir}: no .crt or .pem files in it")
-    return files
-
-
-def ca_cert_names(files: list[Path]) -> tuple[str, ...]:
-    """Names the certificates get in the image (update-ca-certificates wants ``.crt``)."""
-    return tuple(f.stem + ".crt" for f in files)
+__all__ = ["Context", "ca_cert_files", "ca_cert_names", "definition_name", "image_notebooks",
+           "render_to_dir", "write_context"]
 
 
 def definition_name(config: NotebookConfig) -> str:
-    return f"{config.name}.def"
+    return definition_file(config.name)
 
 
 @dataclass
@@ -87,66 +64,22 @@ def write_context(spec: ImageSpec, directory: Path, *, docker: bool = True,
     if apptainer:
         texts[definition_name(spec.config)] = render_definition(spec)
     if docker:
-        texts["Dockerfile"] = render_dockerfile(spec)
+        texts[DOCKERFILE] = render_dockerfile(spec)
     certs = list(zip(ca_certs, ca_cert_names(list(ca_certs))))
     _refuse_overwriting(
-        [directory / "notebooks" / name for name in (notebooks or {})]
-        + ([directory / "requirements.txt"] if requirements is not None else [])
-        + [directory / "ca-certs" / name for _src, name in certs]
+        [directory / NOTEBOOKS / name for name in (notebooks or {})]
+        + ([directory / REQUIREMENTS] if requirements is not None else [])
+        + [directory / CA_CERTS / name for _src, name in certs]
         + [directory / name for name in texts], inputs, directory)
     for name, data in (notebooks or {}).items():
-        ctx.written.append(atomic_write(directory / "notebooks" / name, data))
+        ctx.written.append(atomic_write(directory / NOTEBOOKS / name, data))
     if requirements is not None:
-        ctx.written.append(atomic_copy(requirements, directory / "requirements.txt"))
+        ctx.written.append(atomic_copy(requirements, directory / REQUIREMENTS))
     for src, name in certs:
-        ctx.written.append(atomic_copy(src, directory / "ca-certs" / name))
+        ctx.written.append(atomic_copy(src, directory / CA_CERTS / name))
     for name, text in texts.items():
         ctx.written.append(atomic_write(directory / name, text))
     return ctx
-
-
-# Stamped into converted notebooks instead of the tool version, so that a release which
-# leaves conversion alone keeps image keys (and admins' shared caches) valid. Bump it when
-# the conversion rules change.
-CONVERSION_STAMP = "hpc-dl4mic conversion 1"
-
-
-def image_notebooks(config: NotebookConfig, source: Path) -> dict[str, bytes]:
-    """The converted notebooks that go into the image, by name (interactive, batch).
-
-    Conversion is deterministic, so its output is memoised in the XDG cache under a hash of
-    the source bytes, the options and the converter's own code: a cache hit of ``build``
-    does not even import nbformat.
-    """
-    import hashlib
-    import json
-
-    from ..fsutil import cache_home
-    from ..notebooks import convert as notebook_module
-
-    source = Path(source)
-    data = source.read_bytes()
-    common = dict(sections_to_remove=list(config.sections_to_remove),
-                  source_name=config.notebook_filename, config_name=config.name,
-                  source_sha256=hashlib.sha256(data).hexdigest(),
-                  tool_version=CONVERSION_STAMP)
-    converter = hashlib.sha256(Path(notebook_module.__file__).read_bytes()).hexdigest()
-    memo = cache_home() / "converted" / hashlib.sha256(
-        json.dumps({**common, "converter": converter}, sort_keys=True).encode()).hexdigest()[:32]
-    names = notebook_names(config)
-    if all((memo / name).is_file() for name in names):
-        return {name: (memo / name).read_bytes() for name in names}
-    nb = notebook_module.read_notebook(source)
-    out = {}
-    for name, mode in zip(names, ("interactive", "batch")):
-        converted = notebook_module.convert(nb, mode=mode, **common)
-        out[name] = notebook_module.notebook_text(converted, f"{source} ({mode})").encode()
-    try:
-        for name, text in out.items():
-            atomic_write(memo / name, text)
-    except OSError:
-        pass  # a read-only cache only costs the conversion next time
-    return out
 
 
 def render_to_dir(config: NotebookConfig, directory: Path, *, docker: bool, apptainer: bool,

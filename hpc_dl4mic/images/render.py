@@ -16,6 +16,7 @@ from pathlib import Path
 from .. import __version__
 from ..catalogue.config import DEBIAN_SYSTEM_PYTHON, Base, NotebookConfig
 from ..errors import ConfigError, InputError
+from .layout import CA_CERTS, NOTEBOOKS, REQUIREMENTS, ca_cert_file, notebook_file
 
 NOTEBOOKS_DIR = "/opt/hpc-dl4mic/notebooks"
 REQUIREMENTS_PATH = "/opt/hpc-dl4mic/requirements.txt"
@@ -122,10 +123,10 @@ def labels(spec: ImageSpec) -> list[tuple[str, str]]:
 
 
 def _files(spec: ImageSpec) -> list[tuple[str, str]]:
-    files = [(f"notebooks/{name}", f"{NOTEBOOKS_DIR}/{name}") for name in spec.notebook_files]
+    files = [(notebook_file(name), f"{NOTEBOOKS_DIR}/{name}") for name in spec.notebook_files]
     if spec.requirements:
-        files.append(("requirements.txt", REQUIREMENTS_PATH))
-    files += [(f"ca-certs/{name}", f"/usr/local/share/ca-certificates/{name}")
+        files.append((REQUIREMENTS, REQUIREMENTS_PATH))
+    files += [(ca_cert_file(name), f"/usr/local/share/ca-certificates/{name}")
               for name in spec.ca_certs]
     return files
 
@@ -190,7 +191,7 @@ def dockerfile_values(spec: ImageSpec) -> dict[str, str]:
         "BASE_IMAGE": spec.base.ref, "UBUNTU_VERSION": cfg.ubuntu_version,
         "CUDA_VERSION": cfg.cuda_version, "CUDNN_VERSION": cfg.cudnn_version,
         "PYTHON_VERSION": spec.python, "NOTEBOOK_NAME": cfg.notebook_filename,
-        "REQUIREMENTS_NAME": "requirements.txt", "GPU_FLAG": "1" if spec.gpu else "0",
+        "REQUIREMENTS_NAME": REQUIREMENTS, "GPU_FLAG": "1" if spec.gpu else "0",
         "NOTEBOOK_VERSION": cfg.notebook_version,
     }
 
@@ -242,7 +243,7 @@ def definition_from_dockerfile(spec: ImageSpec) -> str:
         last = list(recipe.values())[-1]
         last.labels += [[f"{key} {value}"] for key, value in labels(spec)]
         last.files += [[src, dst] for src, dst in _files(spec)
-                       if src.startswith(("notebooks/", "ca-certs/"))]
+                       if src.startswith((f"{NOTEBOOKS}/", f"{CA_CERTS}/"))]
         text = SingularityWriter(recipe).convert(runscript="", force=False)
     except (SystemExit, Exception) as exc:  # spython may sys.exit instead of raising
         raise ConfigError(f"{source}: spython could not convert it: {exc}") from None

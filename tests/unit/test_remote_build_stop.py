@@ -6,21 +6,15 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+from fakehost import FakeHost
 
 from hpc_dl4mic.catalogue.config import Base
 from hpc_dl4mic.errors import Interrupted
-from hpc_dl4mic.images.build import (
-    BUILD_PID_FILE,
-    BuildInputs,
-    build_image_remote,
-    in_own_process_group,
-    stop_group_argv,
-)
+from hpc_dl4mic.images.build import BuildInputs, build_image_remote
+from hpc_dl4mic.images.builders import BUILD_PID_FILE, in_own_process_group, stop_group_argv
 from hpc_dl4mic.remote.profiles import Profile
-from hpc_dl4mic.remote.runner import Result
 
 
 def _live(pgid: int) -> list[int]:
@@ -81,98 +75,77 @@ def test_stop_command_without_a_pid_file_does_nothing(tmp_path):
     assert (out.returncode, out.stdout) == (0, "")
 
 
-class FakeCluster:
-    """The slice of an ssh.Connection that build_image_remote uses; records commands."""
-
-    def __init__(self, *, stream_raises: BaseException | None = None,
-                 job_states: list[str] | None = None) -> None:
-        self.target = SimpleNamespace(display="fake")
-        self.commands: list[list[str]] = []
-        self.stream_raises = stream_raises
-        self.job_states = job_states or []
-
-    def home(self) -> str:
-        return "/home/u"
-
-    def run(self, argv, **kw) -> Result:
-        argv = [str(a) for a in argv]
-        self.commands.append(argv)
-        if argv[0] == "sbatch":
-            return Result(argv, 0, "4242\n", "")
-        if argv[:3] == ["scontrol", "show", "job"]:
-            state = self.job_states.pop(0) if self.job_states else "CANCELLED"
-            if state == "INTERRUPT":
-                raise KeyboardInterrupt
-            return Result(argv, 0, f"JobId=4242 JobState={state} Reason=None", "")
-        return Result(argv, 0, "", "")
-
-    def stream(self, argv, **kw) -> Result:
-        self.commands.append([str(a) for a in argv])
-        raise self.stream_raises
-
-    def makedirs(self, path: str, mode: int = 0o700) -> None:
-        pass
-
-    def exists(self, path: str) -> bool:
-        return True
-
-    def write_file(self, path, data, mode=0o600) -> None:
-        pass
-
-    def read_file(self, path) -> bytes:
-        return b"FATAL: the build failed\n"
-
-    def sftp(self):
-        def missing(*_a, **_kw):
-            raise OSError("no such file")
-
-        return SimpleNamespace(open=missing, chmod=lambda *a: None,
-                               stat=lambda *a: SimpleNamespace(st_mode=0o42775))
-
-
+PROFILE = Profile(name="t", host="h", cache_dir="/c", partition="cpu", gres="gpu:1")
 INPUTS = BuildInputs("X_DL4Mic", "Bootstrap: scratch\n", {"requirements.txt": b"six\n"},
                      Base("debootstrap", "bookworm"), "a" * 64)
+
+
+def cluster(*, stream_raises: BaseException | None = None,
+            job_states: list | None = None) -> FakeHost:
+    """A FakeHost as build_image_remote sees a cluster: a login-node build that raises
+    ``stream_raises``, a scheduler following ``job_states``, a stop command that reports
+    process group 777."""
+    host = FakeHost(display="fake")
+
+    def build(argv, call):
+        raise stream_raises
+
+    host.on("setsid", do=build)
+    host.on("sh", "-c", do=lambda argv, call: "777\n")
+    if job_states is not None:
+        host.fake_scheduler.states = job_states
+    return host
+
+
+def _build_folder(host: FakeHost) -> str:
+    return next(c for c in host.commands() if c[:3] == ["rm", "-rf", "--"])[3]
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), Interrupted("terminated")],
                          ids=["Ctrl-C", "SIGTERM"])
 def test_interrupted_login_build_kills_its_group_then_removes_the_folder(interrupt):
-    conn = FakeCluster(stream_raises=interrupt)
+    host = cluster(stream_raises=interrupt)
     notices: list[str] = []
     with pytest.raises(type(interrupt)):
-        build_image_remote(INPUTS, conn, Profile(name="t", host="h", cache_dir="/c"),
-                           mode="login", fakeroot=False, force=True, notice=notices.append)
-    build = next(c for c in conn.commands if c[0] == "setsid")
-    tmp = next(c for c in conn.commands if c[:2] == ["rm", "-rf"])[2]
+        build_image_remote(INPUTS, host, PROFILE, mode="login", fakeroot=False, force=True,
+                           notice=notices.append)
+    build = next(c for c in host.commands() if c[0] == "setsid")
+    tmp = _build_folder(host)
     assert tmp.startswith("/c/.tmp/X_DL4Mic-")
     pid_file = f"{tmp}/{BUILD_PID_FILE}"
     assert pid_file in build
     stop = stop_group_argv(pid_file)
-    assert stop in conn.commands
-    assert conn.commands.index(stop) < conn.commands.index(["rm", "-rf", tmp])
+    assert stop in host.commands()
+    assert host.commands().index(stop) < host.commands().index(["rm", "-rf", "--", tmp])
+    assert notices == ["stopped the apptainer build on fake (process group 777); removing its "
+                       "build folder"]
+    assert not any(p.startswith(tmp) for p in (*host.files, *host.dirs))
 
 
 def test_interrupted_slurm_build_cancels_the_job_then_removes_the_folder(monkeypatch):
-    monkeypatch.setattr("hpc_dl4mic.images.build.time.sleep", lambda _s: None)
-    conn = FakeCluster(job_states=["PENDING", "RUNNING", "INTERRUPT", "CANCELLED"])
+    monkeypatch.setattr("hpc_dl4mic.images.builders.time.sleep", lambda _s: None)
+    host = cluster(job_states=["PENDING", "RUNNING", KeyboardInterrupt()])
     notices: list[str] = []
     with pytest.raises(KeyboardInterrupt):
-        build_image_remote(INPUTS, conn, Profile(name="t", host="h", cache_dir="/c"),
-                           mode="slurm", fakeroot=False, force=True, notice=notices.append)
-    sbatch = next(c for c in conn.commands if c[0] == "sbatch")
-    assert "--wait" not in sbatch
-    assert ["scancel", "4242"] in conn.commands
-    rm = next(c for c in conn.commands if c[:2] == ["rm", "-rf"])
-    assert conn.commands.index(["scancel", "4242"]) < conn.commands.index(rm)
-    assert notices == ["cancelled SLURM build job 4242 on fake; removing its build folder"]
+        build_image_remote(INPUTS, host, PROFILE, mode="slurm", fakeroot=False, force=True,
+                           notice=notices.append)
+    (job_id, script), = host.fake_scheduler.submitted
+    assert "#SBATCH --partition=cpu" in script and "gres" not in script
+    assert host.fake_scheduler.cancelled == [job_id]
+    assert notices == [f"cancelled SLURM build job {job_id} on fake; removing its build folder"]
+    tmp = _build_folder(host)
+    assert not any(p.startswith(tmp) for p in (*host.files, *host.dirs))
 
 
 def test_slurm_build_job_that_failed_is_a_build_error(monkeypatch):
-    monkeypatch.setattr("hpc_dl4mic.images.build.time.sleep", lambda _s: None)
+    monkeypatch.setattr("hpc_dl4mic.images.builders.time.sleep", lambda _s: None)
     from hpc_dl4mic.errors import BuildError
 
-    conn = FakeCluster(job_states=["RUNNING", "FAILED"])
-    with pytest.raises(BuildError, match="apptainer build of X_DL4Mic on fake failed"):
-        build_image_remote(INPUTS, conn, Profile(name="t", host="h", cache_dir="/c"),
-                           mode="slurm", fakeroot=False, force=True, notice=print)
-    assert not any(c[0] == "scancel" for c in conn.commands)
+    host = cluster(job_states=["RUNNING", "FAILED"])
+    host.fake_scheduler.on_submit = lambda job_id, script: host.add_file(
+        script.split("--output=", 1)[1].split("\n", 1)[0], "FATAL: the build failed\n")
+    with pytest.raises(BuildError, match="apptainer build of X_DL4Mic on fake failed:\n"
+                                         "FATAL: the build failed"):
+        build_image_remote(INPUTS, host, PROFILE, mode="slurm", fakeroot=False, force=True,
+                           notice=print)
+    assert host.fake_scheduler.cancelled == []
