@@ -10,8 +10,8 @@ Jupyter in the same SIF, polls the file the job writes every 0.5 s and adds an `
     python bench/submit_latency.py [--runs 5] [--warmup 1] [--no-reference] [--json PATH]
 
 Moments (wall clock; the cluster's file times are corrected by the measured clock offset):
-  t0        just before ``sbatch`` is sent (submit()'s image check and uploads come before
-            it and are shown separately)
+  t0        just before ``sbatch`` is sent (start_session()'s image check and uploads
+            come before it and are shown separately)
   job start creation time of the job log (slurmstepd opens it right before the script);
             cross-checked by our own 0.1 s poll of scontrol and by SLURM's StartTime (1 s)
   Jupyter   from its ``apptainer exec`` (the copied notebook's mtime, so the copy
@@ -273,7 +273,10 @@ def run_ours(conn, poll_conn, inputs, profile: Profile, *, timeout: float, offse
              state_poll: float) -> dict:
     """One `submit`: the library's calls, in-process, timestamped."""
     from hpc_dl4mic.jobs.slurm import cancel as scancel
-    from hpc_dl4mic.sessions.session import SubmitOptions, attach, cancel, submit, wait_until_ready
+    from hpc_dl4mic.sessions.attach import attach, wait_until_ready
+    from hpc_dl4mic.sessions.launch import start_session
+    from hpc_dl4mic.sessions.options import SubmitOptions
+    from hpc_dl4mic.sessions.results import cancel
 
     m: dict[str, float] = {}
     # SSH round trips per phase: exec channels (each >= 2 round trips: open + exec) and
@@ -340,8 +343,8 @@ def run_ours(conn, poll_conn, inputs, profile: Profile, *, timeout: float, offse
 
     try:
         m["submit"] = time.time()
-        session = submit(inputs, profile, conn, SubmitOptions(ready_timeout=timeout), say=say,
-                         notebook=names[0] if names else "")
+        session = start_session(inputs, profile, conn, SubmitOptions(ready_timeout=timeout),
+                                say=say, notebook=names[0] if names else "")
         m["submit_done"] = time.time()
         phase["now"] = "wait"
         endpoint = wait_until_ready(conn, session, timeout=timeout, say=say)
@@ -387,7 +390,7 @@ def run_ours(conn, poll_conn, inputs, profile: Profile, *, timeout: float, offse
             if session is not None and session.job_id:
                 info = final_info(conn, session.job_id)
                 cancel(conn, session, wait=30)
-            elif job.get("id"):  # submit() failed after sbatch
+            elif job.get("id"):  # start_session() failed after sbatch
                 scancel(conn, job["id"])
         finally:
             if session is not None and ok:
@@ -603,7 +606,7 @@ def phases(m: dict) -> dict[str, float]:
 
 
 ROWS = [  # key, label, whose
-    ("prep", "submit(): image check, dirs, script upload (before t0; not in totals)", "ours"),
+    ("prep", "start_session(): image check, dirs, script (before t0; not in totals)", "ours"),
     ("sbatch", "t0 -> sbatch returned (ssh + slurmctld)", "SLURM"),
     ("queue", "sbatch returned -> job started (job log created)", "SLURM"),
     ("running_polled", "  check: t0 -> RUNNING seen by a 0.1 s scontrol poll", "SLURM"),
@@ -621,8 +624,8 @@ ROWS = [  # key, label, whose
     ("overhead", "  of which OURS = total - SLURM - Jupyter", "ours"),
     ("n_read_file", "connection-file reads while waiting (count; ref: ssh cat polls)", ""),
     ("n_scontrol", "scontrol calls while waiting (count)", ""),
-    ("n_prep_exec", "submit() before sbatch: remote commands (count)", ""),
-    ("n_prep_sftp", "submit() before sbatch: synchronous SFTP requests (count)", ""),
+    ("n_prep_exec", "start_session() before sbatch: remote commands (count)", ""),
+    ("n_prep_sftp", "start_session() before sbatch: synchronous SFTP requests (count)", ""),
     ("n_wait_exec", "waiting for Jupyter: remote commands (count)", ""),
     ("n_wait_sftp", "waiting for Jupyter: synchronous SFTP requests (count)", ""),
 ]
@@ -714,7 +717,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="hpc-dl4mic-bench-"))
     os.environ["XDG_STATE_HOME"] = str(tmp / "state")  # sessions stay out of the user's state
     from hpc_dl4mic.images.build import build_image_remote
-    from hpc_dl4mic.sessions.session import open_connection
+    from hpc_dl4mic.sessions.records import open_connection
 
     env = cluster_env()
     profile = cluster_profile(env)

@@ -47,6 +47,9 @@ class FakeScheduler:
         self.submitted: list[tuple[str, str]] = []  # (job id, script text)
         self.cancelled: list[str] = []
         self.node = "node1"
+        self.end_time = ""  # SLURM's EndTime of every job
+        self.exit_code = ""  # "" like plain processes; SLURM says e.g. "0:0"
+        self.cancel_state = "CANCELLED"  # what a cancelled job reports
         self.on_submit: Callable[[str, str], None] | None = None  # (job id, script)
 
     def submit(self, script: str) -> str:
@@ -67,14 +70,16 @@ class FakeScheduler:
 
     def info(self, job_id: str) -> JobInfo | None:
         if job_id in self.cancelled:
-            return JobInfo(job_id=job_id, state="CANCELLED", node=self.node)
+            return JobInfo(job_id=job_id, state=self.cancel_state, node=self.node,
+                           exit_code=self.exit_code)
         state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
         if isinstance(state, BaseException):
             raise state
         if state == "GONE":
             return None
         return JobInfo(job_id=job_id, state=state, node=self.node,
-                       reason="Priority" if state == "PENDING" else "")
+                       reason="Priority" if state == "PENDING" else "", end_time=self.end_time,
+                       exit_code=self.exit_code)
 
     def cancel(self, job_id: str) -> None:
         self.cancelled.append(job_id)

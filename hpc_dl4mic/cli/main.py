@@ -267,7 +267,7 @@ def build(target: str, base: str | None, cpu: bool, notebook: Path | None,
                    ca_certs=ca_certs, system_python=system_python)
     if on_profile:
         from ..remote.profiles import get_profile
-        from ..sessions.session import open_connection
+        from ..sessions.records import open_connection
 
         profile = get_profile(on_profile, profile_file)
         with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
@@ -471,7 +471,7 @@ def profile_test(name: str, profile_file: Path | None, accept_new_host_key: bool
                  as_json: bool) -> None:
     """Connect and check sbatch, apptainer and the cluster folders; exit 1 if any is missing."""
     from ..remote.profiles import check_profile, get_profile
-    from ..sessions.session import open_connection
+    from ..sessions.records import open_connection
 
     profile = get_profile(name, profile_file)
     with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
@@ -619,7 +619,7 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
     Ctrl-C; the job keeps running unless --cancel-on-exit (or you say so when asked).
     With --local the same job script runs on this machine (no SLURM, no SSH).
     """
-    from ..sessions.session import submit_and_attach
+    from ..sessions.launch import submit_and_attach
 
     reason = submit_and_attach(
         target, profile_name=profile_name, run_local=run_local, profile_file=profile_file,
@@ -651,7 +651,8 @@ def _exit_for(reason: str) -> None:
 def connect(session_id: str, local_port: int, no_browser: bool, cancel_on_exit: bool,
             ready_timeout: float, tunnel: str, accept_new_host_key: bool) -> None:
     """Re-open the tunnel to a running session's Jupyter."""
-    from ..sessions.session import find_session, open_connection, run_attached, session_profile
+    from ..sessions.attach import run_attached
+    from ..sessions.records import find_session, open_connection, session_profile
 
     session = find_session(session_id)
     with open_connection(session_profile(session),
@@ -669,13 +670,8 @@ def connect(session_id: str, local_port: int, no_browser: bool, cancel_on_exit: 
 @click.option("--all", "show_all", is_flag=True, help="Also sessions that have ended.")
 def status(session_id: str | None, as_json: bool, show_all: bool) -> None:
     """Sessions and their job states (asks SLURM about the active ones)."""
-    from ..sessions.session import (
-        ACTIVE_STATES,
-        find_session,
-        load_sessions,
-        refresh_all,
-        seconds_left,
-    )
+    from ..sessions.records import ACTIVE_STATES, find_session, load_sessions, seconds_left
+    from ..sessions.results import refresh_all
 
     sessions = [find_session(session_id)] if session_id else load_sessions()
     refresh_all(sessions, warn=lambda line: click.echo(f"hpc-dl4mic: {line}", err=True))
@@ -698,7 +694,8 @@ def status(session_id: str | None, as_json: bool, show_all: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
 def logs(session_id: str, follow: bool) -> None:
     """Print a session's job log."""
-    from ..sessions.session import find_session, open_connection, print_log, session_profile
+    from ..sessions.records import find_session, open_connection, session_profile
+    from ..sessions.results import print_log
 
     session = find_session(session_id)
     with open_connection(session_profile(session)) as conn:
@@ -709,8 +706,8 @@ def logs(session_id: str, follow: bool) -> None:
 @click.argument("session_id", metavar="SESSION")
 def cancel(session_id: str) -> None:
     """Cancel a session's job."""
-    from ..sessions.session import cancel as cancel_session
-    from ..sessions.session import find_session, open_connection, session_profile
+    from ..sessions.records import find_session, open_connection, session_profile
+    from ..sessions.results import cancel as cancel_session
 
     session = find_session(session_id)
     with open_connection(session_profile(session)) as conn:
@@ -724,8 +721,8 @@ def cancel(session_id: str) -> None:
               help="Local folder (default ./SESSION).")
 def fetch(session_id: str, dest: Path | None) -> None:
     """Copy a session's results folder from the cluster (resumable, checksummed)."""
-    from ..sessions.session import fetch as fetch_results
-    from ..sessions.session import find_session, open_connection, session_profile
+    from ..sessions.records import find_session, open_connection, session_profile
+    from ..sessions.results import fetch as fetch_results
 
     session = find_session(session_id)
     with open_connection(session_profile(session)) as conn:

@@ -257,3 +257,46 @@ def test_local_mode_runs_the_same_job_script_without_slurm(base_sif, state_env, 
     assert not port_open(url)
     notebooks = list((results / local[0]["id"]).glob("*.ipynb"))
     assert notebooks, "the interactive notebook is copied into the session's results folder"
+
+
+def test_local_upload_then_logs_and_fetch(base_sif, state_env, tmp_path):
+    """`submit --local --upload DIR` copies DIR into DATA/<name>; `logs` and `fetch` work on
+    the --local session (through this machine as the host)."""
+    data, results = tmp_path / "data", tmp_path / "results"
+    upload = tmp_path / "my-images"
+    (upload / "sub").mkdir(parents=True)
+    (upload / "sub" / "cells.txt").write_text("nuclei\n")
+    args = ["submit", "StarDist_2D_DL4Mic", "--local", "--base", f"localimage:{base_sif}",
+            "--notebook", str(NOTEBOOK), "--requirements", str(SMALL_REQUIREMENTS),
+            "--no-browser", "--data", str(data), "--results", str(results), "--upload",
+            str(upload)]
+    if any(CA_CERTS.glob("*.crt")):
+        args += ["--ca-certs", str(CA_CERTS)]
+    proc = subprocess.Popen(cli_argv(*args), env=state_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            preexec_fn=interactive_signals)
+    url, progress = read_url(proc, timeout=900)
+    assert any("uploaded 1 changed file(s)" in line for line in progress), progress
+    assert (data / "my-images" / "sub" / "cells.txt").read_text() == "nuclei\n"
+    listing = api(url, "/api/contents/data/my-images/sub")
+    assert [item["name"] for item in listing["content"]] == ["cells.txt"]
+    code, err = stop(proc, signal.SIGINT)
+    assert code == 130 and "keeps running" in err
+    sessions = json.loads(run_cli(state_env, "status", "--json").stdout)
+    session = next(s for s in sessions if s["profile"] == "local")
+    try:
+        logs = run_cli(state_env, "logs", session["id"])
+        assert logs.returncode == 0 and "Jupyter is ready" in logs.stdout, logs.stderr
+        dest = tmp_path / "fetched"
+        fetched = run_cli(state_env, "fetch", session["id"], "--dest", str(dest))
+        assert fetched.returncode == 0, fetched.stderr
+        notebooks = [p for p in dest.iterdir() if p.suffix == ".ipynb"]
+        assert notebooks and "fetched" in fetched.stderr
+        assert not (dest / "data").exists()  # the link to the data is left out
+        source = results / session["id"] / notebooks[0].name
+        assert int(notebooks[0].stat().st_mtime) == int(source.stat().st_mtime)
+        again = run_cli(state_env, "fetch", session["id"], "--dest", str(dest))
+        assert "0 file(s) fetched" in again.stderr
+    finally:
+        cancelled = run_cli(state_env, "cancel", session["id"])
+    assert "CANCELLED" in cancelled.stdout, cancelled.stderr

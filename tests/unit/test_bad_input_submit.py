@@ -32,8 +32,9 @@ def cases(tmp_path) -> list[Case]:
         Case("local-with-resources", ["submit", T, "--local", "--partition", "gpu", "--gres",
                                       "gpu:1"], ["--partition", "--gres", "--local"]),
         Case("local-with-port", ["submit", T, "--local", "--port", "8888"], ["--port"]),
-        Case("local-with-upload", ["submit", T, "--local", "--upload", str(tmp_path)],
-             ["--upload", "--data"]),
+        Case("local-upload-missing", ["submit", T, "--local", "--upload",
+                                      str(tmp_path / "nope")], ["--upload", "not a local folder"],
+             absent=[local_work / "sessions"]),
         Case("local-data-is-a-file", ["submit", T, "--local", "--data", "afile"],
              ["--data", f"{tmp_path}/afile", "not a folder"], absent=[local_work / "sessions"]),
         Case("local-results-cannot-be-made", ["submit", T, "--local", "--results",
@@ -53,7 +54,7 @@ def cases(tmp_path) -> list[Case]:
 
 
 CASE_IDS = ["port-out-of-range", "port-negative", "no-profile", "local-with-profile",
-            "local-with-resources", "local-with-port", "local-with-upload",
+            "local-with-resources", "local-with-port", "local-upload-missing",
             "local-data-is-a-file", "local-results-cannot-be-made", "local-data-under-a-file",
             "upload-missing", "upload-dest-escapes", "bad-time", "bad-partition-chars"]
 
@@ -61,15 +62,15 @@ CASE_IDS = ["port-out-of-range", "port-negative", "no-profile", "local-with-prof
 @pytest.mark.parametrize("case_id", CASE_IDS)
 def test_bad_submit_input_is_one_line_exit_2_before_anything_runs(case_id, tmp_path, env,
                                                                    monkeypatch):
-    import hpc_dl4mic.sessions.session as sess
+    import hpc_dl4mic.sessions.launch as launch
 
     def no_connection(*a, **kw):  # cases that need no cluster must not reach one
         if case_id.startswith("local-"):
             return real(*a, **kw)
         raise AssertionError("connected before refusing bad input")
 
-    real = sess.open_connection
-    monkeypatch.setattr(sess, "open_connection", no_connection)
+    real = launch.open_connection
+    monkeypatch.setattr(launch, "open_connection", no_connection)
     case = {c.id: c for c in cases(tmp_path)}[case_id]
     check(Case(case.id, case.argv, case.names, case.exit_code, env, case.absent), cwd=tmp_path)
 

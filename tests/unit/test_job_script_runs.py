@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from hpc_dl4mic.remote.profiles import Profile
-from hpc_dl4mic.sessions import session as sess
+from hpc_dl4mic.sessions.launch import render_job_script
+from hpc_dl4mic.sessions.records import Session
 
 FAKE_APPTAINER = """#!/bin/sh
 # fake apptainer: FAKE_MODE=serve writes a Jupyter runtime file and serves; exit quits at once
@@ -31,15 +32,14 @@ def run_job(tmp_path: Path, mode: str, bash_env: str = "") -> tuple[subprocess.P
     bindir.mkdir()
     (bindir / "apptainer").write_text(FAKE_APPTAINER)
     (bindir / "apptainer").chmod(0o755)
-    session = sess.Session(id="S-1", profile="p", job_id="", config="X", image="/i.sif",
-                           session_dir=str(tmp_path / "sess"), results_dir=str(tmp_path / "res"),
-                           data_dir=str(tmp_path / "data"), created=time.time(),
-                           notebook="N.ipynb")
+    session = Session(id="S-1", profile="p", job_id="", config="X", image="/i.sif",
+                      session_dir=str(tmp_path / "sess"), results_dir=str(tmp_path / "res"),
+                      data_dir=str(tmp_path / "data"), created=time.time(), notebook="N.ipynb")
     Path(session.session_dir).mkdir()
     script = tmp_path / "job.sh"
-    script.write_text(sess.render_job_script(session, Profile(name="p", host="h"),
-                                             image_name="X", sbatch_lines=[], ready_timeout=20,
-                                             bind_host="127.0.0.1"))
+    script.write_text(render_job_script(session, Profile(name="p", host="h"), image_name="X",
+                                        sbatch_lines=[], ready_timeout=20,
+                                        bind_host="127.0.0.1"))
     env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "FAKE_MODE": mode}
     if bash_env:
         (tmp_path / "bash_env").write_text(bash_env)

@@ -1,0 +1,211 @@
+"""Starting a session: its folders on the host, its image, the upload, the job script and
+the job, then (``submit``) waiting for Jupyter and tunnelling it.
+
+A session is recorded here as soon as its job is submitted, so ``status``, ``connect``,
+``logs``, ``cancel`` and ``fetch`` work after the submitting command has gone. On the host
+it has a 0700 folder ``WORK_DIR/sessions/<id>/`` holding the job script, the job log and,
+once Jupyter answers, ``connection.json`` (host, port, token; 0600).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import __version__
+from ..errors import InputError
+from ..remote.host import absolute
+from ..remote.profiles import Profile, get_profile
+from .attach import run_attached
+from .options import SubmitOptions, check_attach_options, check_local_options, parse_upload
+from .records import Say, Session, new_session_id, open_connection, save_session
+
+if TYPE_CHECKING:
+    from ..remote.host import Host
+
+PATH_CHECK = r"""
+umask 077
+status=0
+while [ $# -gt 0 ]; do
+    opt=$1; path=$2; shift 2
+    if [ -e "$path" ] && [ ! -d "$path" ]; then
+        echo "$opt	$path: not a folder"; status=1; continue
+    fi
+    if ! err=$(mkdir -p -- "$path" 2>&1); then
+        echo "$opt	$path: cannot be created (${err##*: })"; status=1; continue
+    fi
+    if ! probe=$(mktemp "$path/.hpc-dl4mic-probe.XXXXXX" 2>/dev/null); then
+        echo "$opt	$path: not writable"; status=1; continue
+    fi
+    rm -f -- "$probe"
+done
+exit $status
+"""
+
+
+def runs_here(profile: Profile) -> bool:
+    """Whether the profile is ``--local``'s: the job runs on this machine."""
+    from ..remote.localhost import LOCAL_PROFILE
+
+    return profile.name == LOCAL_PROFILE
+
+
+def check_folders(host: Host, folders: list[tuple[str, str]]) -> None:
+    """Make each (option, path) a folder on the host (0700 when new) and check that it is
+    writable: one round trip; the first problem is a one-line error naming the option."""
+    argv = ["sh", "-c", PATH_CHECK, "hpc-dl4mic"]
+    for option, path in folders:
+        argv += [option, path]
+    result = host.run(argv, check=False, timeout=60)
+    if result.returncode != 0:
+        line = (result.stdout.strip() or result.stderr.strip() or "?").splitlines()[0]
+        option, _, problem = line.partition("\t")
+        raise InputError(f"{option} {problem}" if problem else f"data/results folders: {line}")
+
+
+@dataclass(frozen=True)
+class Folders:
+    """A session's folders on the host, resolved and checked before anything is built."""
+
+    work: str
+    data: str
+    results: str
+    upload: tuple[Path, str] | None = None
+
+
+def prepare_folders(host: Host, profile: Profile, options: SubmitOptions) -> Folders:
+    """Resolve ``--data``/``--results`` on the host (``~`` its home, a relative path under
+    its working folder), make them and check that they are writable folders: each problem
+    is a one-line error naming the option."""
+    home = host.home()
+    cwd = host.cwd()
+    work = profile.remote_work_dir(home)
+    data_dir = absolute(options.data or profile.data_dir or f"{work}/data", home=home, cwd=cwd)
+    results_dir = absolute(options.results or profile.results_dir or f"{work}/results",
+                           home=home, cwd=cwd)
+    for option, path in (("--data", data_dir), ("--results", results_dir)):
+        if any(c in path for c in ",:\n"):
+            raise InputError(f"{option} {path}: a data/results path may not contain ',' or ':' "
+                             "(apptainer --bind syntax)")
+    upload = parse_upload(options.upload) if options.upload else None
+    check_folders(host, [("--data", data_dir), ("--results", results_dir)])
+    return Folders(work=work, data=data_dir, results=results_dir, upload=upload)
+
+
+def render_job_script(session: Session, profile: Profile, *, image_name: str,
+                      sbatch_lines: list[str], ready_timeout: int = 300,
+                      bind_host: str = "") -> str:
+    """The sbatch script of a session (pure)."""
+    from ..jobs.slurm import render_template
+
+    return render_template(
+        "jupyter.sbatch.j2", job_name=f"hpc-dl4mic-{session.config}"[:60],
+        session_dir=session.session_dir, sbatch_lines=sbatch_lines, session_id=session.id,
+        image_name=image_name, tool_version=__version__, image=session.image,
+        data_dir=session.data_dir, results_dir=session.results_dir, notebook=session.notebook,
+        ready_timeout=ready_timeout, modules=profile.modules, bind_host=bind_host,
+        offline=not getattr(profile, "node_internet", False))
+
+
+def session_image(inputs, host: Host, profile: Profile, *, progress: Say):
+    """The session's image: in this machine's cache for ``--local``, else on the cluster
+    (the one call site of the images package's builds)."""
+    from ..images.build import build_image, build_image_remote
+    from ..images.cache import ImageCache
+
+    if runs_here(profile):
+        return build_image(inputs, ImageCache(), progress=progress)
+    return build_image_remote(inputs, host, profile, progress=progress)
+
+
+def upload_data(host: Host, local: Path, remote: str, *, say: Say) -> int:
+    """Copy a local folder to ``remote`` on the host (:meth:`Host.put_tree`: changed files
+    only, links left out, checksummed); returns how many files were copied."""
+    local = Path(local).expanduser()
+    if not local.is_dir():
+        raise InputError(f"--upload {local}: not a folder")
+    report = host.put_tree(local, remote)
+    links = f" ({report.links} link(s) left out)" if report.links else ""
+    say(f"uploaded {len(report.copied)} changed file(s) from {local} to {remote}{links}")
+    return len(report.copied)
+
+
+def start_session(inputs, profile: Profile, host: Host, options: SubmitOptions, *, say: Say,
+                  profile_file: str | None = None, notebook: str = "",
+                  build_progress: Say | None = None,
+                  folders: Folders | None = None) -> Session:
+    """Make sure of the image, upload the data, submit the job, record the session."""
+    from ..jobs.slurm import sbatch_lines
+
+    lines = sbatch_lines(profile, partition=options.partition, time=options.time,
+                         gres=options.gres, gpus=options.gpus, cpus=options.cpus,
+                         mem=options.mem, account=options.account, qos=options.qos)
+    folders = folders or prepare_folders(host, profile, options)
+    work, data_dir, results_dir = folders.work, folders.data, folders.results
+    image = session_image(inputs, host, profile, progress=build_progress or say)
+    say(f"image {'found in the cache' if image.cached else 'built'}: {image.path}")
+    if folders.upload is not None:
+        local_dir, dest = folders.upload
+        upload_data(host, local_dir, f"{data_dir}/{dest}", say=say)
+        say(f"your data is at /data/{dest} in the notebook")
+    session_id = new_session_id(inputs.name)
+    session = Session(id=session_id, profile=profile.name, job_id="", config=inputs.name,
+                      image=str(image.path), session_dir=f"{work}/sessions/{session_id}",
+                      results_dir=results_dir, data_dir=data_dir, created=time.time(),
+                      profile_file=profile_file, notebook=notebook)
+    script = render_job_script(session, profile, image_name=inputs.name, sbatch_lines=lines,
+                               ready_timeout=int(min(options.ready_timeout, 3600)),
+                               bind_host="127.0.0.1" if runs_here(profile) else "")
+    session.job_id = host.scheduler().submit_text(script, session.session_dir,
+                                                  make_dirs=(data_dir, results_dir))
+    save_session(session)
+    say(f"submitted job {session.job_id} (session {session.id})")
+    return session
+
+
+def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
+                      profile_file: Path | None, build: dict, options: dict,
+                      accept_new_host_key: bool, say: Say, build_progress: Say,
+                      on_ready: Callable[[str], None], cancel_on_exit: bool,
+                      ask_cancel: Callable[[str], bool] | None, tunnel: str) -> str:
+    """``hpc-dl4mic submit``: check everything that can be checked here, make sure of the
+    image, submit, then wait and tunnel (:func:`run_attached`). Returns the reason it ended.
+    """
+    from ..catalogue.config import resolve_target
+    from ..images.build import prepare_notebook_image, remote_base_digest
+    from ..jobs.slurm import sbatch_lines
+
+    opts = SubmitOptions(**options)
+    config = resolve_target(target)
+    if run_local:
+        from ..remote.localhost import local_profile
+
+        check_local_options(opts, profile_name=profile_name)
+        profile = local_profile()
+    elif profile_name:
+        profile = get_profile(profile_name, profile_file)
+        check_attach_options(opts)
+    else:
+        raise InputError("name a cluster profile with --profile (or set HPC_DL4MIC_PROFILE), "
+                         "or run on this machine with --local")
+    if opts.upload:
+        parse_upload(opts.upload)
+    sbatch_lines(profile, partition=opts.partition, time=opts.time, gres=opts.gres,
+                 gpus=opts.gpus, cpus=opts.cpus, mem=opts.mem, account=opts.account,
+                 qos=opts.qos)  # resource values are checked before anything remote
+    with open_connection(profile, accept_new_host_key=accept_new_host_key) as host:
+        folders = prepare_folders(host, profile, opts)
+        inputs = prepare_notebook_image(
+            config, **build, **({} if run_local else {"digest": remote_base_digest(host)}))
+        names = [n.split("/", 1)[1] for n in inputs.files if n.startswith("notebooks/")]
+        session = start_session(inputs, profile, host, opts, say=say,
+                                profile_file=str(profile_file) if profile_file else None,
+                                notebook=names[0] if names else "",
+                                build_progress=build_progress, folders=folders)
+        return run_attached(host, session, ready_timeout=opts.ready_timeout,
+                            local_port=opts.local_port, say=say, on_ready=on_ready,
+                            cancel_on_exit=cancel_on_exit, ask_cancel=ask_cancel,
+                            tunnel=tunnel)

@@ -1,0 +1,126 @@
+"""What this machine remembers about sessions: the :class:`Session` record
+(``$XDG_STATE_HOME/hpc-dl4mic/sessions/<id>.json``, 0600), its profile and the host it
+runs on."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InputError
+from ..fsutil import atomic_write, state_home
+from ..remote.profiles import Profile, get_profile
+
+if TYPE_CHECKING:
+    from ..remote.host import Host
+
+Say = Callable[[str], None]
+ACTIVE_STATES = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
+                 "RESIZING")
+
+
+@dataclass
+class Session:
+    """What this machine remembers about one session."""
+
+    id: str
+    profile: str
+    job_id: str
+    config: str
+    image: str
+    session_dir: str
+    results_dir: str
+    data_dir: str
+    created: float
+    profile_file: str | None = None
+    node: str = ""
+    state: str = "PENDING"
+    local_port: int | None = None
+    notebook: str = ""
+    end_time: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def work_results(self) -> str:
+        """The session's folder under the results dir (Jupyter's root, notebook copy)."""
+        return f"{self.results_dir.rstrip('/')}/{self.id}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sessions_dir() -> Path:
+    """The 0700 folder of the session records."""
+    path = state_home() / "sessions"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def save_session(session: Session) -> None:
+    """Write the record atomically, 0600."""
+    atomic_write(sessions_dir() / f"{session.id}.json",
+                 json.dumps(session.to_dict(), indent=2) + "\n", mode=0o600)
+
+
+def load_sessions() -> list[Session]:
+    """Every recorded session, newest first."""
+    out = []
+    for path in sessions_dir().glob("*.json"):
+        try:
+            out.append(Session(**json.loads(path.read_text())))
+        except (OSError, ValueError, TypeError):
+            continue
+    return sorted(out, key=lambda s: -s.created)
+
+
+def find_session(ident: str) -> Session:
+    """A session by id, unique id prefix, or job id."""
+    sessions = load_sessions()
+    exact = [s for s in sessions if ident in (s.id, s.job_id)]
+    matches = exact or [s for s in sessions if s.id.startswith(ident)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise InputError(f"no session {ident!r}; see `hpc-dl4mic status`")
+    raise InputError(f"session {ident!r} is ambiguous: {', '.join(s.id for s in matches)}")
+
+
+def new_session_id(config_name: str) -> str:
+    """``<config>-<date>-<time>-<4 hex>``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{config_name}-{stamp}-{secrets.token_hex(2)}"
+
+
+def seconds_left(end_time: str) -> float | None:
+    """Seconds until SLURM's EndTime (local time, ``2026-11-22T01:00:00``)."""
+    if not end_time or end_time in ("Unknown", "None"):
+        return None
+    try:
+        return time.mktime(time.strptime(end_time, "%Y-%m-%dT%H:%M:%S")) - time.time()
+    except ValueError:
+        return None
+
+
+def session_profile(session: Session) -> Profile:
+    """The profile the session was started with (the pseudo-profile for ``--local``)."""
+    from ..remote.localhost import LOCAL_PROFILE, local_profile
+
+    if session.profile == LOCAL_PROFILE:
+        return local_profile()
+    return get_profile(session.profile, Path(session.profile_file) if session.profile_file
+                       else None)
+
+
+def open_connection(profile: Profile, *, accept_new_host_key: bool = False) -> Host:
+    """The profile's host: its cluster over SSH, or this machine for ``--local``."""
+    from ..remote.localhost import LOCAL_PROFILE, LocalHost
+    from ..remote.ssh import Connection
+
+    if profile.name == LOCAL_PROFILE:
+        return LocalHost()
+    return Connection.open(profile.ssh_target(), accept_new_host_key=accept_new_host_key)
