@@ -459,9 +459,9 @@ def _wait_for_build_job(conn, script: str, log_path: str, say: Progress,
                         timeout: float | None, notice: Progress) -> bool:
     """Submit the build job and poll it until it ends, passing the job log's new lines to
     ``say``; True when it COMPLETED. On an interrupt or timeout the job is cancelled."""
-    from ..jobs.slurm import job_info, submit
+    from ..jobs.slurm import job_info, sbatch
 
-    job_id = submit(conn, script)
+    job_id = sbatch(conn, script)
     say(f"build job {job_id} submitted")
     deadline = None if timeout is None else time.monotonic() + timeout
     offset, pending = 0, ""

@@ -101,7 +101,7 @@ def with_modules(argv: Sequence[str], modules: Sequence[str]) -> list[str]:
     return ["bash", "-lc", f'{loads} && exec "$@"', "hpc-dl4mic", *argv]
 
 
-def submit(runner: Runner, script_path: str, *, wait: bool = False,
+def sbatch(runner: Runner, script_path: str, *, wait: bool = False,
            timeout: float | None = None) -> str:
     """``sbatch --parsable SCRIPT``: the job id. With ``wait``, blocks until the job ends and
     raises a RemoteError when it failed."""
@@ -109,7 +109,7 @@ def submit(runner: Runner, script_path: str, *, wait: bool = False,
     return _job_id(runner.run(argv, check=False, timeout=timeout), wait)
 
 
-def submit_text(runner: Runner, script: str, directory: str, *,
+def sbatch_text(runner: Runner, script: str, directory: str, *,
                 make_dirs: Sequence[str] = ()) -> str:
     """Create ``directory`` (and ``make_dirs``) 0700, write ``directory/job.sbatch`` and
     submit it: one remote command, so one round trip on a distant login node."""
@@ -174,10 +174,10 @@ class SlurmScheduler:
         self.runner = runner
 
     def submit(self, script: str) -> str:
-        return submit(self.runner, script)
+        return sbatch(self.runner, script)
 
     def submit_text(self, script: str, directory: str, make_dirs: Sequence[str] = ()) -> str:
-        return submit_text(self.runner, script, directory, make_dirs=make_dirs)
+        return sbatch_text(self.runner, script, directory, make_dirs=make_dirs)
 
     def info(self, job_id: str) -> JobInfo | None:
         return job_info(self.runner, job_id)
