@@ -21,6 +21,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import HpcDl4micError, InputError, Interrupted, RemoteError
 from ..fsutil import atomic_write, state_home
+from ..jobs.resources import JobResources
 from ..remote.profiles import Profile, get_profile
 from ..remote.runner import tail
 
@@ -230,29 +231,19 @@ def open_connection(profile: Profile, *, accept_new_host_key: bool = False):
     return Connection.open(profile.ssh_target(), accept_new_host_key=accept_new_host_key)
 
 
-RESOURCE_OPTIONS = ("partition", "time", "gres", "gpus", "cpus", "mem", "account", "qos")
-
-
 @dataclass
 class SubmitOptions:
     data: str | None = None
     results: str | None = None
     upload: str | None = None  # SRC or SRC:DEST (DEST inside the data folder)
-    partition: str | None = None
-    time: str | None = None
-    gres: str | None = None
-    gpus: str | None = None
-    cpus: int | None = None
-    mem: str | None = None
-    account: str | None = None
-    qos: str | None = None
+    resources: JobResources = JobResources()  # overrides of the profile's
     ready_timeout: float = 600.0
     local_port: int = 0
 
 
 def check_local_options(options: SubmitOptions, *, profile_name: str | None) -> None:
     """``--local`` runs here, without SLURM or a tunnel: refuse what would be ignored."""
-    given = [f"--{name}" for name in RESOURCE_OPTIONS if getattr(options, name) is not None]
+    given = [f"--{name}" for name in options.resources.given()]
     if profile_name:
         given.insert(0, "--profile")
     if options.local_port:
@@ -362,9 +353,7 @@ def submit(inputs, profile: Profile, conn, options: SubmitOptions, *, say: Say,
     from ..jobs.slurm import sbatch_lines
     from ..remote.localhost import LocalHost
 
-    lines = sbatch_lines(profile, partition=options.partition, time=options.time,
-                         gres=options.gres, gpus=options.gpus, cpus=options.cpus,
-                         mem=options.mem, account=options.account, qos=options.qos)
+    lines = sbatch_lines(profile, options.resources)
     local = isinstance(conn, LocalHost)  # until one Host interface (issue 9)
     folders = folders or prepare_folders(conn, profile, options)
     work, data_dir, results_dir = folders.work, folders.data, folders.results
@@ -686,9 +675,7 @@ def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
                          "or run on this machine with --local")
     if opts.upload:
         parse_upload(opts.upload)
-    sbatch_lines(profile, partition=opts.partition, time=opts.time, gres=opts.gres,
-                 gpus=opts.gpus, cpus=opts.cpus, mem=opts.mem, account=opts.account,
-                 qos=opts.qos)  # resource values are checked before anything remote
+    sbatch_lines(profile, opts.resources)  # resource values are checked before anything remote
     with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
         folders = prepare_folders(conn, profile, opts)
         inputs = prepare_notebook_image(
