@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from hpc_dl4mic.errors import HpcDl4micError  # noqa: E402
+from hpc_dl4mic.jobs.resources import JobResources  # noqa: E402
 from hpc_dl4mic.remote.profiles import Profile  # noqa: E402
 
 CLUSTER_BASE = Path(os.environ.get("HPC_DL4MIC_CLUSTER", "/tmp/hpc-dl4mic-cluster"))
@@ -88,7 +89,8 @@ def cluster_profile(env: dict[str, str]) -> Profile:
     return Profile(name="testcluster", host=env["SSH_HOST"], port=int(env["SSH_PORT"]),
                    user=env["SSH_USER"], identity=env["SSH_KEY"],
                    known_hosts=env["KNOWN_HOSTS"], cache_dir=CLUSTER_CACHE, build="login",
-                   partition=env.get("GPU_PARTITION", "gpu"), gres="gpu:1", time="00:30:00")
+                   resources=JobResources(partition=env.get("GPU_PARTITION", "gpu"),
+                                          gres="gpu:1", time="00:30:00"))
 
 
 def image_inputs():

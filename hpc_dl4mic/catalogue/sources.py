@@ -22,8 +22,8 @@ def _local(path: Path, option: str) -> Path:
     return path.resolve()
 
 
-def fetch(url: str, hint: str) -> Path:
-    """``url`` from the download cache, fetching it on first use; ``hint`` ends the error
+def download(url: str, hint: str) -> Path:
+    """``url`` from the download cache, downloading it on first use; ``hint`` ends the error
     when that fails (how to pass a local copy to the command that is running)."""
     import urllib.error
     import urllib.request
@@ -46,7 +46,7 @@ def notebook_path(config: NotebookConfig, override: Path | None,
     """The notebook file to use for ``config``."""
     if override is not None:
         return _local(override, "--notebook")
-    return fetch(config.notebook_url, hint)
+    return download(config.notebook_url, hint)
 
 
 def requirements_path(config: NotebookConfig, override: Path | None,
@@ -54,7 +54,7 @@ def requirements_path(config: NotebookConfig, override: Path | None,
     """The requirements file to use for ``config``."""
     if override is not None:
         return _local(override, "--requirements")
-    return fetch(config.requirements_url, hint)
+    return download(config.requirements_url, hint)
 
 
 def folder_hint(option: str, directory: Path | None, filename: str) -> str:

@@ -10,68 +10,38 @@ from typing import TYPE_CHECKING
 
 from ..errors import InputError, RemoteError
 from ..remote.runner import Runner
+from .resources import (  # noqa: F401 - TIME_FORMS, parse_time re-exported
+    RESOURCE_SPECS,
+    TIME_FORMS,
+    JobResources,
+    check_resource,
+    parse_time,
+)
 from .scheduler import JobInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..remote.profiles import Profile
 
-TIME_FORMAT = re.compile(
-    r"^(?:(?P<days>\d+)-(?P<dh>\d{1,2})(?::(?P<dm>\d{2})(?::(?P<ds>\d{2}))?)?"
-    r"|(?P<h>\d+):(?P<m>\d{2})(?::(?P<s>\d{2}))?"
-    r"|(?P<minutes>\d+))$")
-TIME_FORMS = "[D-]HH:MM:SS, HH:MM, MINUTES, D-HH or D-HH:MM"
 SBATCH_VALUE = re.compile(r"^[A-Za-z0-9_.:,=+/@%-]+$")
 
 
-def _check_value(option: str, value: str) -> str:
+def _check_value(where: str, value: str) -> str:
     if not SBATCH_VALUE.match(value):
-        raise InputError(f"--{option} {value!r}: only letters, digits and _.:,=+/@%- are allowed")
+        raise InputError(f"{where} {value!r}: only letters, digits and _.:,=+/@%- are allowed")
     return value
 
 
-def parse_time(value: object, where: str = "--time") -> str:
-    """A walltime in one of :data:`TIME_FORMS`, as the unambiguous ``[D-]HH:MM:SS`` that SLURM
-    reads (plain ``HH:MM`` would be minutes:seconds to SLURM). ``where`` names the option or
-    profile key in the error."""
-    text = str(value).strip()
-    match = TIME_FORMAT.match(text)
-    if not match or isinstance(value, bool):
-        raise InputError(f"{where} {text!r}: not a walltime; expected {TIME_FORMS}")
-    g = {k: int(v) for k, v in match.groupdict().items() if v is not None}
-    if "minutes" in g:
-        seconds = g["minutes"] * 60
-    else:
-        hours = g.get("h", g.get("dh", 0))
-        minutes, secs = g.get("m", g.get("dm", 0)), g.get("s", g.get("ds", 0))
-        wrong = ("minutes" if minutes >= 60 else "seconds" if secs >= 60
-                 else "hours after D-" if "days" in g and hours >= 24 else "")
-        if wrong:
-            limit = 24 if wrong.startswith("hours") else 60
-            raise InputError(f"{where} {text!r}: {wrong} must be below {limit}; "
-                             f"expected {TIME_FORMS}")
-        seconds = ((g.get("days", 0) * 24 + hours) * 60 + minutes) * 60 + secs
-    if seconds == 0:
-        raise InputError(f"{where} {text!r}: a walltime must be longer than zero")
-    days, rest = divmod(seconds, 86400)
-    clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
-    return f"{days}-{clock}" if days else clock
-
-
-def sbatch_lines(profile: Profile, *, partition: str | None = None, time: str | None = None,
-                 gres: str | None = None, gpus: str | None = None, cpus: int | None = None,
-                 mem: str | None = None, account: str | None = None,
-                 qos: str | None = None) -> list[str]:
-    """``#SBATCH`` option lines (without the prefix) from the profile and overrides."""
-    values = {
-        "partition": partition or profile.partition, "account": account or profile.account,
-        "qos": qos or profile.qos, "time": time or profile.time,
-        "gres": gres or profile.gres, "gpus": gpus or profile.gpus,
-        "cpus-per-task": str(cpus or profile.cpus or "") or None, "mem": mem or profile.mem,
-    }
-    if values["time"]:
-        where = "--time" if time else f"profile {profile.name}: time"
-        values["time"] = parse_time(values["time"], where)
-    lines = [f"--{k}={_check_value(k, v)}" for k, v in values.items() if v]
+def sbatch_lines(profile: Profile, overrides: JobResources | None = None) -> list[str]:
+    """``#SBATCH`` option lines (without the prefix): each resource from ``overrides`` where
+    given, else from the profile; then the profile's ``sbatch_extra``."""
+    given = overrides.given() if overrides is not None else {}
+    base = profile.resources.given()
+    lines = []
+    for name, spec in RESOURCE_SPECS.items():
+        where = f"--{name}" if name in given else f"profile {profile.name}: {name}"
+        value = check_resource(name, given.get(name, base.get(name)), where)
+        if value is not None:
+            lines.append(f"--{spec.sbatch}={_check_value(where, str(value))}")
     for extra in profile.sbatch_extra:
         if "\n" in extra or not extra.startswith("--"):
             raise InputError(f"profile {profile.name}: sbatch_extra {extra!r}: "
@@ -101,7 +71,7 @@ def with_modules(argv: Sequence[str], modules: Sequence[str]) -> list[str]:
     return ["bash", "-lc", f'{loads} && exec "$@"', "hpc-dl4mic", *argv]
 
 
-def submit(runner: Runner, script_path: str, *, wait: bool = False,
+def sbatch(runner: Runner, script_path: str, *, wait: bool = False,
            timeout: float | None = None) -> str:
     """``sbatch --parsable SCRIPT``: the job id. With ``wait``, blocks until the job ends and
     raises a RemoteError when it failed."""
@@ -109,7 +79,7 @@ def submit(runner: Runner, script_path: str, *, wait: bool = False,
     return _job_id(runner.run(argv, check=False, timeout=timeout), wait)
 
 
-def submit_text(runner: Runner, script: str, directory: str, *,
+def sbatch_text(runner: Runner, script: str, directory: str, *,
                 make_dirs: Sequence[str] = ()) -> str:
     """Create ``directory`` (and ``make_dirs``) 0700, write ``directory/job.sbatch`` and
     submit it: one remote command, so one round trip on a distant login node."""
@@ -174,10 +144,10 @@ class SlurmScheduler:
         self.runner = runner
 
     def submit(self, script: str) -> str:
-        return submit(self.runner, script)
+        return sbatch(self.runner, script)
 
     def submit_text(self, script: str, directory: str, make_dirs: Sequence[str] = ()) -> str:
-        return submit_text(self.runner, script, directory, make_dirs=make_dirs)
+        return sbatch_text(self.runner, script, directory, make_dirs=make_dirs)
 
     def info(self, job_id: str) -> JobInfo | None:
         return job_info(self.runner, job_id)

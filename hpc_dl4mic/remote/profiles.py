@@ -17,9 +17,13 @@ Profiles live in ``$XDG_CONFIG_HOME/hpc-dl4mic/profiles.yaml`` (or ``--profile-f
         modules: [apptainer]       # `module load` before apptainer
         node_internet: false       # the compute nodes have internet
 
-A built-in ``localhost`` profile points at the project's local test cluster. Values are read
-as written (``time: 4:00:00`` is a string, not YAML 1.1's base-60 number); a broken entry
-does not hide the others (:func:`read_profiles`).
+The resource keys (partition ... qos) are :class:`~hpc_dl4mic.jobs.resources.JobResources`'s
+fields, flat at the profile level in the file and grouped in :attr:`Profile.resources`.
+
+A built-in ``local-cluster`` profile points at the project's local test cluster
+(``localhost``: its deprecated alias). Values are read as written (``time: 4:00:00`` is a
+string, not YAML 1.1's base-60 number); a broken entry does not hide the others
+(:func:`read_profiles`).
 """
 
 from __future__ import annotations
@@ -27,12 +31,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from ..fsutil import atomic_write, config_home
+from ..jobs.resources import (
+    INT_RESOURCES,
+    RESOURCE_FIELDS,
+    JobResources,
+    check_resource,
+)
 
 LOCAL_CLUSTER_ENV = "HPC_DL4MIC_CLUSTER"
 LOCAL_CLUSTER_DEFAULT = "/tmp/hpc-dl4mic-cluster"
@@ -53,14 +63,7 @@ class Profile:
     work_dir: str | None = None
     cache_dir: str | None = None
     build: str = "slurm"
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    gres: str | None = None
-    gpus: str | None = None
-    cpus: int | None = None
-    mem: str | None = None
-    time: str | None = None
+    resources: JobResources = JobResources()  # flat keys in the file (partition: gpu)
     modules: tuple[str, ...] = ()
     sbatch_extra: tuple[str, ...] = ()
     data_dir: str | None = None
@@ -70,9 +73,14 @@ class Profile:
     builtin: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["modules"] = list(self.modules)
-        data["sbatch_extra"] = list(self.sbatch_extra)
+        """The profile as profiles.yaml holds it: resources flat, unset keys left out."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "resources":
+                data.update(value.to_dict())
+            else:
+                data[f.name] = list(value) if isinstance(value, tuple) else value
         return {k: v for k, v in data.items() if v not in (None, [], ())}
 
     def ssh_target(self):
@@ -104,14 +112,18 @@ def _expand_remote(path: str, home: str) -> str:
     return path
 
 
-FIELD_TYPES = {f.name: f.type for f in fields(Profile)}
-INT_FIELDS = ("port", "cpus")
+# The keys of a profile in the file, in order: the resources' fields in place of `resources`.
+PROFILE_KEYS = tuple(k for f in fields(Profile) if f.name not in ("name", "builtin")
+                     for k in (RESOURCE_FIELDS if f.name == "resources" else (f.name,)))
+INT_FIELDS = ("port", *INT_RESOURCES)
 LIST_FIELDS = ("modules", "sbatch_extra")
 BOOL_FIELDS = ("node_internet",)
-STRING_FIELDS = tuple(k for k in FIELD_TYPES if k not in (*INT_FIELDS, *LIST_FIELDS,
-                                                          *BOOL_FIELDS, "name", "builtin"))
+STRING_FIELDS = tuple(k for k in PROFILE_KEYS if k not in (*INT_FIELDS, *LIST_FIELDS,
+                                                           *BOOL_FIELDS))
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-BUILTIN_NAMES = ("localhost",)
+BUILTIN_NAME = "local-cluster"
+DEPRECATED_ALIASES = {"localhost": BUILTIN_NAME}  # old name: new name
+BUILTIN_NAMES = (BUILTIN_NAME, *DEPRECATED_ALIASES)  # refused as names of the file's profiles
 
 
 def default_profile_file() -> Path:
@@ -119,7 +131,7 @@ def default_profile_file() -> Path:
 
 
 def local_cluster_profile() -> Profile:
-    """The built-in ``localhost`` profile: the local test cluster (tests/cluster/up.sh)."""
+    """The built-in ``local-cluster`` profile: the local test cluster (tests/cluster/up.sh)."""
     base = Path(os.environ.get(LOCAL_CLUSTER_ENV, LOCAL_CLUSTER_DEFAULT))
     env: dict[str, str] = {}
     env_file = base / "cluster.env"
@@ -129,12 +141,13 @@ def local_cluster_profile() -> Profile:
             if sep:
                 env[key.strip()] = value.strip()
     return Profile(
-        name="localhost", host=env.get("SSH_HOST", "127.0.0.1"),
+        name=BUILTIN_NAME, host=env.get("SSH_HOST", "127.0.0.1"),
         user=env.get("SSH_USER", "hpcuser"), port=int(env.get("SSH_PORT", "2222")),
         identity=env.get("SSH_KEY", str(base / "client" / "id_ed25519")),
         known_hosts=env.get("KNOWN_HOSTS", str(base / "client" / "known_hosts")),
         cache_dir=env.get("SHARED_CACHE", "/srv/hpc-dl4mic-cache"), build="login",
-        partition=env.get("GPU_PARTITION", "gpu"), gres="gpu:1", time="01:00:00",
+        resources=JobResources(partition=env.get("GPU_PARTITION", "gpu"), gres="gpu:1",
+                               time="01:00:00"),
         builtin=True,
     )
 
@@ -142,9 +155,10 @@ def local_cluster_profile() -> Profile:
 def _coerce(path: Path, name: str, key: str, value: Any) -> Any:
     """One profile value checked and normalised (the same rules for loading and saving)."""
     where = f"{path}: profiles.{name}.{key}"
-    if key not in FIELD_TYPES or key in ("name", "builtin"):
-        allowed = ", ".join(k for k in FIELD_TYPES if k not in ("name", "builtin"))
-        raise InputError(f"{where}: unknown key; allowed: {allowed}")
+    if key not in PROFILE_KEYS:
+        raise InputError(f"{where}: unknown key; allowed: {', '.join(PROFILE_KEYS)}")
+    if key in RESOURCE_FIELDS:
+        return check_resource(key, value, where)
     if value is None:
         return None
     if key in INT_FIELDS:
@@ -167,10 +181,6 @@ def _coerce(path: Path, name: str, key: str, value: Any) -> Any:
         raise InputError(f"{where}: {value!r} is not one of {', '.join(BUILD_MODES)}")
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise InputError(f"{where}: expected a string, got {value!r}")
-    if key == "time":
-        from ..jobs.slurm import parse_time
-
-        return parse_time(value, where)
     return str(value)
 
 
@@ -188,7 +198,9 @@ def _profile(path: Path, name: str, body: Any) -> Profile:
     values = {str(k): _coerce(path, name, str(k), v) for k, v in body.items()}
     if not values.get("host"):
         raise InputError(f"{path}: profiles.{name}.host: required (an ssh host or alias)")
-    return Profile(name=name, **{k: v for k, v in values.items() if v is not None})
+    resources = JobResources(**{k: values.pop(k) for k in RESOURCE_FIELDS if k in values})
+    return Profile(name=name, resources=resources,
+                   **{k: v for k, v in values.items() if v is not None})
 
 
 def _as_written(root: Any) -> None:
@@ -239,13 +251,13 @@ def _read_table(path: Path, *, must_exist: bool) -> dict[str, Any]:
 
 
 def read_profiles(path: Path | None = None) -> tuple[dict[str, Profile], dict[str, InputError]]:
-    """The usable profiles (file's plus the built-in ``localhost``, which the file may
+    """The usable profiles (file's plus the built-in ``local-cluster``, which the file may
     override) and, apart, the file's broken entries with their one-line errors.
 
     A ``path`` given explicitly must exist; the default file may be missing."""
     doc = _read_table(_profile_path(path), must_exist=path is not None)
     path = _profile_path(path)
-    profiles = {"localhost": local_cluster_profile()}
+    profiles = {BUILTIN_NAME: local_cluster_profile()}
     broken: dict[str, InputError] = {}
     for raw_name, body in doc["profiles"].items():
         name = str(raw_name)
@@ -267,11 +279,24 @@ def load_profiles(path: Path | None = None, *,
     return profiles
 
 
-def get_profile(name: str, path: Path | None = None) -> Profile:
-    """Profile ``name``; its own error when its entry in the file is broken."""
+def _warn_stderr(line: str) -> None:
+    import sys
+
+    print(f"hpc-dl4mic: warning: {line}", file=sys.stderr)
+
+
+def get_profile(name: str, path: Path | None = None, *,
+                warn: Callable[[str], None] = _warn_stderr) -> Profile:
+    """Profile ``name``; its own error when its entry in the file is broken. A deprecated
+    alias of the built-in (``localhost``) gives the built-in, after one line to ``warn``,
+    unless the file has a profile of that name (written before the rename)."""
     profiles, broken = read_profiles(path)
     if name in broken:
         raise broken[name]
+    if name in DEPRECATED_ALIASES and name not in profiles:
+        new = DEPRECATED_ALIASES[name]
+        warn(f"profile {name!r} is a deprecated name of the built-in profile; use {new!r}")
+        name = new
     if name not in profiles:
         raise InputError(f"no profile named {name!r}; known: {', '.join(sorted(profiles))} "
                          "(add one with `hpc-dl4mic profile add`)")
@@ -341,9 +366,10 @@ def check_profile(profile: Profile, conn) -> list[Check]:
                            path], check=False, timeout=60)
         checks.append(Check(label, result.returncode == 0,
                             path if result.returncode == 0 else f"{path}: not writable"))
-    if profile.partition:
-        result = conn.run(["sinfo", "-h", "-p", profile.partition, "-o", "%P %a"], check=False,
+    partition = profile.resources.partition
+    if partition:
+        result = conn.run(["sinfo", "-h", "-p", partition, "-o", "%P %a"], check=False,
                           timeout=60)
         checks.append(Check("partition", result.returncode == 0 and bool(result.stdout.strip()),
-                            result.stdout.strip() or f"{profile.partition}: not found"))
+                            result.stdout.strip() or f"{partition}: not found"))
     return checks

@@ -140,9 +140,7 @@ def start_session(inputs, profile: Profile, host: Host, options: SubmitOptions, 
     """Make sure of the image, upload the data, submit the job, record the session."""
     from ..jobs.slurm import sbatch_lines
 
-    lines = sbatch_lines(profile, partition=options.partition, time=options.time,
-                         gres=options.gres, gpus=options.gpus, cpus=options.cpus,
-                         mem=options.mem, account=options.account, qos=options.qos)
+    lines = sbatch_lines(profile, options.resources)
     folders = folders or prepare_folders(host, profile, options)
     work, data_dir, results_dir = folders.work, folders.data, folders.results
     image = session_image(inputs, host, profile, progress=build_progress or say)
@@ -193,9 +191,7 @@ def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
                          "or run on this machine with --local")
     if opts.upload:
         parse_upload(opts.upload)
-    sbatch_lines(profile, partition=opts.partition, time=opts.time, gres=opts.gres,
-                 gpus=opts.gpus, cpus=opts.cpus, mem=opts.mem, account=opts.account,
-                 qos=opts.qos)  # resource values are checked before anything remote
+    sbatch_lines(profile, opts.resources)  # resource values are checked before anything remote
     with open_connection(profile, accept_new_host_key=accept_new_host_key) as host:
         folders = prepare_folders(host, profile, opts)
         inputs = prepare_notebook_image(

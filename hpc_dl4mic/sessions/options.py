@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-
-RESOURCE_OPTIONS = ("partition", "time", "gres", "gpus", "cpus", "mem", "account", "qos")
+from ..jobs.resources import JobResources
 
 
 @dataclass
@@ -15,21 +14,14 @@ class SubmitOptions:
     data: str | None = None
     results: str | None = None
     upload: str | None = None  # SRC or SRC:DEST (DEST inside the data folder)
-    partition: str | None = None
-    time: str | None = None
-    gres: str | None = None
-    gpus: str | None = None
-    cpus: int | None = None
-    mem: str | None = None
-    account: str | None = None
-    qos: str | None = None
+    resources: JobResources = JobResources()  # overrides of the profile's
     ready_timeout: float = 600.0
     local_port: int = 0
 
 
 def check_local_options(options: SubmitOptions, *, profile_name: str | None) -> None:
     """``--local`` runs here, without SLURM or a tunnel: refuse what would be ignored."""
-    given = [f"--{name}" for name in RESOURCE_OPTIONS if getattr(options, name) is not None]
+    given = [f"--{name}" for name in options.resources.given()]
     if profile_name:
         given.insert(0, "--profile")
     if options.local_port:

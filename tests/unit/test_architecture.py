@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parents[2] / "hpc_dl4mic"
 MAX_LINES = 500
 # Modules still over MAX_LINES, to be split (issue 9); the test fails once one fits, so the
 # list only shrinks.
-TO_SPLIT = {"cli.main"}
+TO_SPLIT: set[str] = set()
 
 
 def modules() -> dict[str, Path]:

@@ -22,12 +22,12 @@ def cases(tmp_path) -> list[Case]:
     (tmp_path / "images").mkdir()
     local_work = tmp_path / "state" / "hpc-dl4mic" / "local"
     return [
-        Case("port-out-of-range", ["submit", T, "--profile", "localhost", "--port", "99999"],
+        Case("port-out-of-range", ["submit", T, "--profile", "local-cluster", "--port", "99999"],
              ["--port 99999"]),
-        Case("port-negative", ["submit", T, "--profile", "localhost", "--port", "-1"],
+        Case("port-negative", ["submit", T, "--profile", "local-cluster", "--port", "-1"],
              ["--port -1"]),
         Case("no-profile", ["submit", T], ["--profile", "--local"]),
-        Case("local-with-profile", ["submit", T, "--local", "--profile", "localhost"],
+        Case("local-with-profile", ["submit", T, "--local", "--profile", "local-cluster"],
              ["--profile", "--local"]),
         Case("local-with-resources", ["submit", T, "--local", "--partition", "gpu", "--gres",
                                       "gpu:1"], ["--partition", "--gres", "--local"]),
@@ -43,12 +43,12 @@ def cases(tmp_path) -> list[Case]:
              absent=[local_work / "sessions", "/proc/forbidden"]),
         Case("local-data-under-a-file", ["submit", T, "--local", "--data", "afile/sub"],
              ["--data", "cannot be created"], absent=[local_work / "sessions"]),
-        Case("upload-missing", ["submit", T, "--profile", "localhost", "--upload",
+        Case("upload-missing", ["submit", T, "--profile", "local-cluster", "--upload",
                                 str(tmp_path / "nope")], ["--upload", "not a local folder"]),
-        Case("upload-dest-escapes", ["submit", T, "--profile", "localhost", "--upload",
+        Case("upload-dest-escapes", ["submit", T, "--profile", "local-cluster", "--upload",
                                      f"{tmp_path / 'images'}:../x"], ["--upload", "DEST"]),
-        Case("bad-time", ["submit", T, "--profile", "localhost", "--time", "soon"], ["--time"]),
-        Case("bad-partition-chars", ["submit", T, "--profile", "localhost", "--partition",
+        Case("bad-time", ["submit", T, "--profile", "local-cluster", "--time", "soon"], ["--time"]),
+        Case("bad-partition-chars", ["submit", T, "--profile", "local-cluster", "--partition",
                                      "gpu;rm -rf ~"], ["--partition"]),
     ]
 
@@ -80,5 +80,5 @@ def test_a_busy_port_is_refused_before_submitting(tmp_path, env):
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        check(Case("port-busy", ["submit", T, "--profile", "localhost", "--port", str(port)],
+        check(Case("port-busy", ["submit", T, "--profile", "local-cluster", "--port", str(port)],
                    [f"port {port}", "already in use"], env=env), cwd=tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hpc_dl4mic.errors import InputError
+from hpc_dl4mic.jobs.resources import JobResources
 from hpc_dl4mic.jobs.slurm import (
     parse_scontrol,
     parse_time,
@@ -27,10 +28,10 @@ def _config_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 
 
-def test_builtin_localhost_profile_points_at_the_local_test_cluster(tmp_path, monkeypatch):
+def test_builtin_local_cluster_profile_points_at_the_local_test_cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("HPC_DL4MIC_CLUSTER", str(tmp_path))
     (tmp_path / "cluster.env").write_text("SSH_PORT=2299\nSSH_USER=someone\n")
-    profile = load_profiles()["localhost"]
+    profile = load_profiles()["local-cluster"]
     assert (profile.host, profile.port, profile.user) == ("127.0.0.1", 2299, "someone")
     assert profile.builtin
 
@@ -38,11 +39,12 @@ def test_builtin_localhost_profile_points_at_the_local_test_cluster(tmp_path, mo
 def test_profile_round_trip_through_the_file_with_0600(tmp_path):
     path = tmp_path / "profiles.yaml"
     save_profile(Profile(name="hpc", host="login.example", user="me", port=2200,
-                         modules=("apptainer/1.3",), gres="gpu:1", time="04:00:00"), path)
+                         modules=("apptainer/1.3",),
+                         resources=JobResources(gres="gpu:1", time="04:00:00")), path)
     assert path.stat().st_mode & 0o777 == 0o600
     profile = get_profile("hpc", path)
     assert profile.modules == ("apptainer/1.3",) and profile.port == 2200
-    assert "localhost" in load_profiles(path)
+    assert "local-cluster" in load_profiles(path)
 
 
 @pytest.mark.parametrize("body,message", [
@@ -84,7 +86,7 @@ def test_broken_entry_does_not_hide_the_others(tmp_path):
     path.write_text("profiles:\n  bad:\n    host: h\n    port: 0\n  good:\n    host: g\n")
     warnings: list[str] = []
     profiles = load_profiles(path, warn=warnings.append)
-    assert "good" in profiles and "localhost" in profiles and "bad" not in profiles
+    assert "good" in profiles and "local-cluster" in profiles and "bad" not in profiles
     assert len(warnings) == 1 and "profiles.bad.port" in warnings[0]
     assert get_profile("good", path).host == "g"
 
@@ -94,8 +96,8 @@ def test_unquoted_clock_time_in_the_file_is_read_as_written(tmp_path):
     path.write_text("profiles:\n  p:\n    host: h\n    time: 4:00:00\n    partition: 007\n"
                     "    modules: [cuda/11.8, 3.10]\n")
     profile = get_profile("p", path)
-    assert profile.time == "04:00:00"
-    assert profile.partition == "007" and profile.modules == ("cuda/11.8", "3.10")
+    assert profile.resources.time == "04:00:00"
+    assert profile.resources.partition == "007" and profile.modules == ("cuda/11.8", "3.10")
     assert "--time=04:00:00" in sbatch_lines(profile)
 
 
@@ -103,23 +105,26 @@ def test_missing_explicit_profiles_file_is_an_error(tmp_path):
     with pytest.raises(InputError, match="none.yaml: no such profiles file"):
         load_profiles(tmp_path / "none.yaml")
     with pytest.raises(InputError, match="none.yaml"):
-        get_profile("localhost", tmp_path / "none.yaml")
+        get_profile("local-cluster", tmp_path / "none.yaml")
 
 
 def test_missing_default_profiles_file_gives_the_builtin_only():
-    assert list(load_profiles()) == ["localhost"]
+    assert list(load_profiles()) == ["local-cluster"]
 
 
 def test_unknown_profile_lists_the_known_ones():
-    with pytest.raises(InputError, match="known: localhost"):
+    with pytest.raises(InputError, match="known: local-cluster"):
         get_profile("nope")
 
 
 @pytest.mark.parametrize("profile,message", [
     (Profile(name="p", host="h", port=0), "profiles.p.port"),
-    (Profile(name="p", host="h", time="99:99"), "profiles.p.time '99:99'"),
+    (Profile(name="p", host="h", resources=JobResources(time="99:99")),
+     "profiles.p.time '99:99'"),
+    (Profile(name="p", host="h", resources=JobResources(cpus=0)), "profiles.p.cpus"),
     (Profile(name="p", host=""), "profiles.p.host: required"),
     (Profile(name="localhost", host="h"), "'localhost'"),
+    (Profile(name="local-cluster", host="h"), "'local-cluster'"),
     (Profile(name="a b", host="h"), "'a b'"),
     (Profile(name="-x", host="h"), "'-x'"),
 ])
@@ -134,12 +139,12 @@ def test_bad_profile_is_not_saved(tmp_path, profile, message):
 
 def test_saved_profile_has_normalised_time_and_node_internet(tmp_path):
     path = tmp_path / "profiles.yaml"
-    save_profile(Profile(name="p", host="h", time="90", node_internet=True,
-                         known_hosts="~/kh"), path)
+    save_profile(Profile(name="p", host="h", resources=JobResources(time="90"),
+                         node_internet=True, known_hosts="~/kh"), path)
     profile = get_profile("p", path)
-    assert (profile.time, profile.node_internet, profile.known_hosts) == ("01:30:00", True,
-                                                                          "~/kh")
-    assert get_profile("localhost", path).node_internet is False
+    assert (profile.resources.time, profile.node_internet,
+            profile.known_hosts) == ("01:30:00", True, "~/kh")
+    assert get_profile("local-cluster", path).node_internet is False
 
 
 def test_remove_profile_keeps_the_others_and_removes_a_broken_one(tmp_path):
@@ -147,7 +152,7 @@ def test_remove_profile_keeps_the_others_and_removes_a_broken_one(tmp_path):
     path.write_text("profiles:\n  bad:\n    host: h\n    port: 0\n  good:\n    host: g\n")
     remove_profile("bad", path)
     profiles, broken = read_profiles(path)
-    assert not broken and set(profiles) == {"localhost", "good"}
+    assert not broken and set(profiles) == {"local-cluster", "good"}
     with pytest.raises(InputError, match="no profile named 'bad'"):
         remove_profile("bad", path)
 
@@ -161,9 +166,10 @@ def test_remote_dirs_expand_home():
 
 
 def test_sbatch_lines_from_profile_and_overrides():
-    p = Profile(name="p", host="h", partition="gpu", gres="gpu:1", time="02:00:00",
-                account="lab", sbatch_extra=("--constraint=a100",))
-    lines = sbatch_lines(p, time="00:30:00", cpus=4)
+    p = Profile(name="p", host="h", sbatch_extra=("--constraint=a100",),
+                resources=JobResources(partition="gpu", gres="gpu:1", time="02:00:00",
+                                       account="lab"))
+    lines = sbatch_lines(p, JobResources(time="00:30:00", cpus=4))
     assert "--partition=gpu" in lines and "--time=00:30:00" in lines
     assert "--cpus-per-task=4" in lines and "--account=lab" in lines
     assert lines[-1] == "--constraint=a100"
@@ -186,16 +192,17 @@ def test_bad_walltime_is_refused_naming_the_option(text):
 
 
 def test_sbatch_time_reaches_slurm_unambiguous():
-    lines = sbatch_lines(Profile(name="p", host="h"), time="01:30")
+    lines = sbatch_lines(Profile(name="p", host="h"), JobResources(time="01:30"))
     assert "--time=01:30:00" in lines
-    assert "--time=02:00:00" in sbatch_lines(Profile(name="p", host="h"), time="120")
+    assert "--time=02:00:00" in sbatch_lines(Profile(name="p", host="h"),
+                                             JobResources(time="120"))
 
 
 @pytest.mark.parametrize("kw", [{"time": "forever"}, {"partition": "gpu; rm -rf ~"},
                                 {"mem": "4G\n#SBATCH --x"}])
 def test_sbatch_values_are_checked(kw):
     with pytest.raises(InputError):
-        sbatch_lines(Profile(name="p", host="h"), **kw)
+        sbatch_lines(Profile(name="p", host="h"), JobResources(**kw))
 
 
 def test_build_script_quotes_every_value():

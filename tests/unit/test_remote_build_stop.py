@@ -14,6 +14,7 @@ from hpc_dl4mic.catalogue.config import Base
 from hpc_dl4mic.errors import Interrupted
 from hpc_dl4mic.images.build import BuildInputs, build_image_remote
 from hpc_dl4mic.images.builders import BUILD_PID_FILE, in_own_process_group, stop_group_argv
+from hpc_dl4mic.jobs.resources import JobResources
 from hpc_dl4mic.remote.profiles import Profile
 
 
@@ -75,7 +76,8 @@ def test_stop_command_without_a_pid_file_does_nothing(tmp_path):
     assert (out.returncode, out.stdout) == (0, "")
 
 
-PROFILE = Profile(name="t", host="h", cache_dir="/c", partition="cpu", gres="gpu:1")
+PROFILE = Profile(name="t", host="h", cache_dir="/c",
+                  resources=JobResources(partition="cpu", gres="gpu:1"))
 INPUTS = BuildInputs("X_DL4Mic", "Bootstrap: scratch\n", {"requirements.txt": b"six\n"},
                      Base("debootstrap", "bookworm"), "a" * 64)
 
