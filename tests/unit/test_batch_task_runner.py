@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -33,7 +34,11 @@ def _run(nb: Path, base: Path, index: int, params: dict, timeout: float = 0) -> 
     task_dir = base / "tasks" / str(index)
     argv = ["--notebook", str(nb), "--params", str(manifest), "--index", str(index),
             "--task-dir", str(task_dir)] + (["--timeout", str(timeout)] if timeout else [])
-    code = task_runner.main(argv)
+    umask = os.umask(0o022)
+    try:
+        code = task_runner.main(argv)  # sets the process umask, as it does in the job
+    finally:
+        os.umask(umask)
     status = json.loads((task_dir / "status.json").read_text())
     assert status["exit_code"] == code
     assert (task_dir / "executed.ipynb").is_file()  # saved whatever happened
