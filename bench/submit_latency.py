@@ -718,7 +718,7 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="hpc-dl4mic-bench-"))
     os.environ["XDG_STATE_HOME"] = str(tmp / "state")  # sessions stay out of the user's state
-    from hpc_dl4mic.images.build import build_image_remote
+    from hpc_dl4mic.images.build import build_for_profile
     from hpc_dl4mic.sessions.records import open_connection
 
     env = cluster_env()
@@ -731,7 +731,7 @@ def main() -> int:
         poll_conn = open_connection(profile)
         log(f"SSH connection opened in {time.perf_counter() - t:.3f} s (x2; not timed below)")
         with conn, poll_conn:
-            image = build_image_remote(inputs, conn, profile, progress=lambda s: log(s))
+            image = build_for_profile(inputs, conn, profile, progress=lambda s: log(s))
             log(f"image {'found in the cluster cache' if image.cached else 'built'}: "
                 f"{image.path} (done before any timing)")
             offset = clock_offset(conn)

@@ -55,6 +55,12 @@ def cache_home() -> Path:
     return _xdg("XDG_CACHE_HOME", ".cache")
 
 
+def default_image_cache() -> Path:
+    """This machine's image cache: ``$HPC_DL4MIC_CACHE`` or ``~/.cache/hpc-dl4mic/images``."""
+    env = os.environ.get("HPC_DL4MIC_CACHE")
+    return Path(env).expanduser() if env else cache_home() / "images"
+
+
 def config_home() -> Path:
     """``$XDG_CONFIG_HOME/hpc-dl4mic`` (profiles)."""
     return _xdg("XDG_CONFIG_HOME", ".config")

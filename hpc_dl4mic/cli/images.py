@@ -39,37 +39,18 @@ def build(target: str, base: str | None, cpu: bool, notebook: Path | None,
           on_profile: str | None, build_on: str | None, accept_new_host_key: bool,
           profile_file: Path | None, verbose: bool, as_json: bool) -> None:
     """Build TARGET's SIF image (or find it in the cache) and print its path."""
-    from ..catalogue.config import resolve_target
-    from ..images.build import (
-        build_image,
-        build_image_remote,
-        prepare_notebook_image,
-        remote_base_digest,
-    )
-    from ..images.cache import ImageCache
+    from ..images.targets import build_target
 
-    config = resolve_target(target)
-    options = dict(notebook=notebook, requirements=requirements, base=base, gpu=not cpu,
-                   ca_certs=ca_certs, system_python=system_python)
-    if on_profile:
-        from ..remote.profiles import get_profile
-        from ..sessions.session import open_connection
-
-        profile = get_profile(on_profile, profile_file)
-        with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
-            inputs = prepare_notebook_image(config, digest=remote_base_digest(conn), **options)
-            if def_only:
-                click.echo(inputs.definition, nl=False)
-                return
-            result = build_image_remote(inputs, conn, profile, mode=build_on, fakeroot=fakeroot,
-                                        progress=progress(verbose), force=force)
-    else:
-        inputs = prepare_notebook_image(config, **options)
-        if def_only:
-            click.echo(inputs.definition, nl=False)
-            return
-        result = build_image(inputs, ImageCache(cache_dir), fakeroot=fakeroot,
-                             progress=progress(verbose), force=force)
+    result = build_target(
+        target, options=dict(notebook=notebook, requirements=requirements, base=base,
+                             gpu=not cpu, ca_certs=ca_certs, system_python=system_python),
+        cache_dir=cache_dir, on_profile=on_profile, profile_file=profile_file,
+        build_on=build_on, fakeroot=fakeroot, force=force,
+        accept_new_host_key=accept_new_host_key, definition_only=def_only,
+        progress=progress(verbose))
+    if isinstance(result, str):
+        click.echo(result, nl=False)
+        return
     if as_json:
         print_json(result.to_dict())
     else:
@@ -91,11 +72,10 @@ def base_cmd(suite: str, mirror: str | None, ca_certs: Path | None, cache_dir: P
 
     Notebook images start from it with --base localimage:PATH (no registry needed).
     """
-    from ..images.build import build_image, prepare_base_image
-    from ..images.cache import ImageCache
+    from ..images.targets import build_base
 
-    result = build_image(prepare_base_image(suite, mirror, ca_certs=ca_certs),
-                         ImageCache(cache_dir), progress=progress(verbose))
+    result = build_base(suite, mirror, ca_certs=ca_certs, cache_dir=cache_dir,
+                        progress=progress(verbose))
     click.echo(str(result.path))
 
 
@@ -123,18 +103,12 @@ def cache_build(names: tuple[str, ...], build_all: bool, notebook_dir: Path | No
                 system_python: bool, cache_dir: Path | None, verbose: bool,
                 as_json: bool) -> None:
     """Pre-build images for NAMES (or --all); continue past failures, report them at the end."""
-    from ..catalogue.config import catalogue, load_config, resolve_target
-    from ..errors import InputError
-    from ..images.build import build_many
-    from ..images.cache import ImageCache
+    from ..images.targets import build_catalogue
 
-    if build_all == bool(names):
-        raise InputError("give notebook NAMES or --all (not both)")
-    configs = ([load_config(e.path, name=e.name, group=e.group) for e in catalogue()]
-               if build_all else [resolve_target(n) for n in names])
-    outcome = build_many(configs, ImageCache(cache_dir), notebook_dir=notebook_dir,
-                         requirements_dir=requirements_dir, progress=progress(verbose),
-                         base=base, ca_certs=ca_certs, system_python=system_python)
+    outcome = build_catalogue(names, build_all=build_all, cache_dir=cache_dir,
+                              notebook_dir=notebook_dir, requirements_dir=requirements_dir,
+                              progress=progress(verbose), base=base, ca_certs=ca_certs,
+                              system_python=system_python)
     if as_json:
         print_json(outcome.to_dict())
     else:

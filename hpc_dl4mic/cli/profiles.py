@@ -58,12 +58,9 @@ def profile_show(name: str, profile_file: Path | None, as_json: bool) -> None:
 def profile_test(name: str, profile_file: Path | None, accept_new_host_key: bool,
                  as_json: bool) -> None:
     """Connect and check sbatch, apptainer and the cluster folders; exit 1 if any is missing."""
-    from ..remote.profiles import check_profile, get_profile
-    from ..sessions.session import open_connection
+    from ..remote.hosts import probe_profile
 
-    profile = get_profile(name, profile_file)
-    with open_connection(profile, accept_new_host_key=accept_new_host_key) as conn:
-        checks = check_profile(profile, conn)
+    checks = probe_profile(name, profile_file, accept_new_host_key=accept_new_host_key)
     if as_json:
         print_json([c.__dict__ for c in checks])
     else:

@@ -86,7 +86,7 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
     Ctrl-C; the job keeps running unless --cancel-on-exit (or you say so when asked).
     With --local the same job script runs on this machine (no SLURM, no SSH).
     """
-    from ..sessions.session import submit_and_attach
+    from ..sessions.launch import submit_and_attach
 
     reason = submit_and_attach(
         target, profile_name=profile_name, run_local=run_local, profile_file=profile_file,
@@ -107,16 +107,12 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
 def connect(session_id: str, local_port: int, no_browser: bool, cancel_on_exit: bool,
             ready_timeout: float, tunnel: str, accept_new_host_key: bool) -> None:
     """Re-open the tunnel to a running session's Jupyter."""
-    from ..sessions.session import find_session, open_connection, run_attached, session_profile
+    from ..sessions.attach import reconnect
 
-    session = find_session(session_id)
-    with open_connection(session_profile(session),
-                         accept_new_host_key=accept_new_host_key) as conn:
-        reason = run_attached(conn, session, ready_timeout=ready_timeout, local_port=local_port,
-                              say=progress(True), on_ready=_on_ready(no_browser),
-                              cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel,
-                              tunnel=tunnel, reconnect=True)
-    exit_for(reason)
+    exit_for(reconnect(session_id, accept_new_host_key=accept_new_host_key,
+                       ready_timeout=ready_timeout, local_port=local_port, say=progress(True),
+                       on_ready=_on_ready(no_browser), cancel_on_exit=cancel_on_exit,
+                       ask_cancel=_ask_cancel, tunnel=tunnel))
 
 
 @click.command()
@@ -125,18 +121,11 @@ def connect(session_id: str, local_port: int, no_browser: bool, cancel_on_exit: 
 @click.option("--all", "show_all", is_flag=True, help="Also sessions that have ended.")
 def status(session_id: str | None, as_json: bool, show_all: bool) -> None:
     """Sessions and their job states (asks SLURM about the active ones)."""
-    from ..sessions.session import (
-        ACTIVE_STATES,
-        find_session,
-        load_sessions,
-        refresh_all,
-        seconds_left,
-    )
+    from ..sessions.records import seconds_left
+    from ..sessions.results import list_sessions
 
-    sessions = [find_session(session_id)] if session_id else load_sessions()
-    refresh_all(sessions, warn=lambda line: click.echo(f"hpc-dl4mic: {line}", err=True))
-    shown = sessions if (show_all or session_id) else [s for s in sessions
-                                                       if s.state in ACTIVE_STATES]
+    shown = list_sessions(session_id, show_all=show_all,
+                          warn=lambda line: click.echo(f"hpc-dl4mic: {line}", err=True))
     if as_json:
         print_json([s.to_dict() for s in shown])
         return
@@ -154,23 +143,18 @@ def status(session_id: str | None, as_json: bool, show_all: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
 def logs(session_id: str, follow: bool) -> None:
     """Print a session's job log."""
-    from ..sessions.session import find_session, open_connection, print_log, session_profile
+    from ..sessions.results import show_log
 
-    session = find_session(session_id)
-    with open_connection(session_profile(session)) as conn:
-        print_log(conn, session, follow=follow, write=lambda text: click.echo(text, nl=False))
+    show_log(session_id, follow=follow, write=lambda text: click.echo(text, nl=False))
 
 
 @click.command()
 @click.argument("session_id", metavar="SESSION")
 def cancel(session_id: str) -> None:
     """Cancel a session's job."""
-    from ..sessions.session import cancel as cancel_session
-    from ..sessions.session import find_session, open_connection, session_profile
+    from ..sessions.results import cancel_session
 
-    session = find_session(session_id)
-    with open_connection(session_profile(session)) as conn:
-        session = cancel_session(conn, session)
+    session = cancel_session(session_id)
     click.echo(f"job {session.job_id}: {session.state}")
 
 
@@ -180,13 +164,10 @@ def cancel(session_id: str) -> None:
               help="Local folder (default ./SESSION).")
 def fetch(session_id: str, dest: Path | None) -> None:
     """Copy a session's results folder from the cluster (resumable, checksummed)."""
-    from ..sessions.session import fetch as fetch_results
-    from ..sessions.session import find_session, open_connection, session_profile
+    from ..sessions.results import fetch_session
 
-    session = find_session(session_id)
-    with open_connection(session_profile(session)) as conn:
-        files = fetch_results(conn, session, dest or Path(session.id), say=progress(True))
-    click.echo(f"{len(files)} file(s) fetched into {dest or session.id}", err=True)
+    files, folder = fetch_session(session_id, dest, say=progress(True))
+    click.echo(f"{len(files)} file(s) fetched into {folder}", err=True)
 
 
 COMMANDS = (submit, connect, status, logs, cancel, fetch,)

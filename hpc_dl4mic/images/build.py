@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from ..remote.runner import LocalRunner
 
 __all__ = ["BASE_KEY_LABEL", "BUILD_PID_FILE", "KEY_LABEL", "BuildInputs", "BuildResult",
-           "DigestFn", "ManyResult", "VerifyResult", "base_digest", "build", "build_image",
-           "build_image_remote", "build_many", "find_input", "host_base_digest", "image_key",
+           "DigestFn", "ManyResult", "VerifyResult", "base_digest", "build", "build_for_profile",
+           "build_image", "build_many", "find_input", "host_base_digest", "image_key",
            "in_own_process_group", "inspect_labels", "make_builder", "prepare_base_image",
            "prepare_notebook_image", "profile_builder", "remote_base_digest",
            "stop_group_argv", "verify_cache"]
@@ -136,7 +136,7 @@ def _build(inputs: BuildInputs, host: Host, cache: ImageCache, builder: Builder,
         remove_tree(host, tmp)
 
 
-# -- the entry points callers use today (thin wrappers over build) -------------------------
+# -- builds for a cache on this machine, and for a profile --------------------------------
 
 def _local_host(runner: LocalRunner | None) -> Host:
     from ..remote.localhost import LocalHost
@@ -158,17 +158,17 @@ def build_image(inputs: BuildInputs, cache: ImageCache, *, runner: LocalRunner |
                  force=force, progress=progress, timeout=timeout)
 
 
-def build_image_remote(inputs: BuildInputs, conn: Host, profile, *, mode: str | None = None,
-                       fakeroot: bool | None = None, progress: Progress | None = None,
-                       timeout: float | None = None, force: bool = False,
-                       notice: Progress | None = None) -> BuildResult:
-    """Build on the cluster ``conn`` into the profile's cache dir, or reuse a cached SIF.
-
-    ``mode`` is ``login`` or ``slurm``; the default comes from the profile."""
+def build_for_profile(inputs: BuildInputs, host: Host, profile, *, mode: str | None = None,
+                      fakeroot: bool | None = None, progress: Progress | None = None,
+                      timeout: float | None = None, force: bool = False,
+                      notice: Progress | None = None) -> BuildResult:
+    """The image in the profile's cache on ``host`` (its cluster, or this machine for
+    ``--local``), built there when missing by ``mode`` (``login`` or ``slurm``; default:
+    the profile's ``build``)."""
     builder = profile_builder(profile, mode, fakeroot=fakeroot)
-    cache = ImageCache(profile.remote_cache_dir(conn.home()), conn,
+    cache = ImageCache(profile.remote_cache_dir(host.home()), host,
                        label=f"profile {profile.name}: cache_dir")
-    return build(inputs, conn, cache, builder=builder, force=force, progress=progress,
+    return build(inputs, host, cache, builder=builder, force=force, progress=progress,
                  notice=notice, timeout=timeout)
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError, RemoteError
-from ..fsutil import cache_home
+from ..fsutil import default_image_cache
 
 if TYPE_CHECKING:
     from ..remote.host import FileInfo, Host
@@ -43,8 +43,7 @@ BUILT = "image.sif"  # the image inside a build folder
 
 def default_cache_dir() -> Path:
     """``$HPC_DL4MIC_CACHE`` or ``~/.cache/hpc-dl4mic/images``."""
-    env = os.environ.get("HPC_DL4MIC_CACHE")
-    return Path(env).expanduser() if env else cache_home() / "images"
+    return default_image_cache()
 
 
 def image_stem(name: str, key: str) -> str:

@@ -27,14 +27,6 @@ def local_work_dir() -> Path:
     return state_home() / "local"
 
 
-def local_profile():
-    """The pseudo-profile of ``--local`` sessions (work dir in the XDG state dir)."""
-    from .profiles import Profile
-
-    return Profile(name=LOCAL_PROFILE, host="localhost", work_dir=str(local_work_dir()),
-                   build="login")
-
-
 class _DirectForward:
     """Jupyter already listens on 127.0.0.1 here: nothing to tunnel."""
 

@@ -348,7 +348,7 @@ def check_profile(profile: Profile, conn) -> list[Check]:
     """What `profile test` reports: SLURM, apptainer (after module loads), the cache dir."""
     from ..jobs.slurm import with_modules
 
-    checks: list[Check] = [Check("ssh", True, f"connected to {conn.target.display}")]
+    checks: list[Check] = [Check("ssh", True, f"connected to {conn.display}")]
     home = conn.home()
     for tool in ("sbatch", "squeue", "scontrol", "scancel"):
         result = conn.run(with_modules(["sh", "-c", f"command -v {tool}"], profile.modules),
@@ -373,3 +373,4 @@ def check_profile(profile: Profile, conn) -> list[Check]:
         checks.append(Check("partition", result.returncode == 0 and bool(result.stdout.strip()),
                             result.stdout.strip() or f"{partition}: not found"))
     return checks
+

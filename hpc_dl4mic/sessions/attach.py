@@ -213,3 +213,13 @@ def after_failure(host: Host, session: Session, *, cancel_on_exit: bool, say: Sa
         return
     say(f"job {session.job_id} keeps running (no --cancel-on-exit); reconnect with "
         f"`hpc-dl4mic connect {session.id}`, stop it with `hpc-dl4mic cancel {session.id}`")
+
+
+def reconnect(session_id: str, *, accept_new_host_key: bool = False, **attach: object) -> str:
+    """``connect``: re-open the tunnel to a running session (:func:`run_attached` with
+    ``attach``'s options); the reason it ended."""
+    from .records import find_session, session_host
+
+    session = find_session(session_id)
+    with session_host(session, accept_new_host_key=accept_new_host_key) as host:
+        return run_attached(host, session, reconnect=True, **attach)  # type: ignore[arg-type]

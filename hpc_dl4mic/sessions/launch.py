@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 from .. import __version__
 from ..errors import InputError
 from ..remote.host import absolute
+from ..remote.hosts import open_host
 from ..remote.profiles import Profile, get_profile
 from .attach import run_attached
 from .options import SubmitOptions, check_attach_options, check_local_options, parse_upload
-from .records import Say, Session, new_session_id, open_connection, save_session
+from .records import Say, Session, new_session_id, save_session
 
 if TYPE_CHECKING:
     from ..remote.host import Host
@@ -111,14 +112,11 @@ def render_job_script(session: Session, profile: Profile, *, image_name: str,
 
 
 def session_image(inputs, host: Host, profile: Profile, *, progress: Say):
-    """The session's image: in this machine's cache for ``--local``, else on the cluster
-    (the one call site of the images package's builds)."""
-    from ..images.build import build_image, build_image_remote
-    from ..images.cache import ImageCache
+    """The session's image in the profile's cache on its host (this machine's cache for
+    ``--local``), built there when missing."""
+    from ..images.build import build_for_profile
 
-    if runs_here(profile):
-        return build_image(inputs, ImageCache(), progress=progress)
-    return build_image_remote(inputs, host, profile, progress=progress)
+    return build_for_profile(inputs, host, profile, progress=progress)
 
 
 def upload_data(host: Host, local: Path, remote: str, *, say: Say) -> int:
@@ -179,7 +177,7 @@ def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
     opts = SubmitOptions(**options)
     config = resolve_target(target)
     if run_local:
-        from ..remote.localhost import local_profile
+        from ..remote.hosts import local_profile
 
         check_local_options(opts, profile_name=profile_name)
         profile = local_profile()
@@ -192,7 +190,7 @@ def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
     if opts.upload:
         parse_upload(opts.upload)
     sbatch_lines(profile, opts.resources)  # resource values are checked before anything remote
-    with open_connection(profile, accept_new_host_key=accept_new_host_key) as host:
+    with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
         folders = prepare_folders(host, profile, opts)
         inputs = prepare_notebook_image(
             config, **build, **({} if run_local else {"digest": remote_base_digest(host)}))

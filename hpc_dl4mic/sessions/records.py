@@ -108,7 +108,7 @@ def seconds_left(end_time: str) -> float | None:
 
 def session_profile(session: Session) -> Profile:
     """The profile the session was started with (the pseudo-profile for ``--local``)."""
-    from ..remote.localhost import LOCAL_PROFILE, local_profile
+    from ..remote.hosts import LOCAL_PROFILE, local_profile
 
     if session.profile == LOCAL_PROFILE:
         return local_profile()
@@ -116,11 +116,8 @@ def session_profile(session: Session) -> Profile:
                        else None)
 
 
-def open_connection(profile: Profile, *, accept_new_host_key: bool = False) -> Host:
-    """The profile's host: its cluster over SSH, or this machine for ``--local``."""
-    from ..remote.localhost import LOCAL_PROFILE, LocalHost
-    from ..remote.ssh import Connection
+def session_host(session: Session, *, accept_new_host_key: bool = False) -> Host:
+    """The host the session runs on, connected (a context manager that closes it)."""
+    from ..remote.hosts import open_host
 
-    if profile.name == LOCAL_PROFILE:
-        return LocalHost()
-    return Connection.open(profile.ssh_target(), accept_new_host_key=accept_new_host_key)
+    return open_host(session_profile(session), accept_new_host_key=accept_new_host_key)

@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import HpcDl4micError, RemoteError
-from .records import ACTIVE_STATES, Say, Session, open_connection, save_session, session_profile
+from .records import (
+    ACTIVE_STATES,
+    Say,
+    Session,
+    find_session,
+    load_sessions,
+    save_session,
+    session_host,
+)
 
 if TYPE_CHECKING:
     from ..remote.host import Host
@@ -34,7 +42,7 @@ def refresh_all(sessions: list[Session], *, warn: Say) -> None:
             by_profile.setdefault(s.profile, []).append(s)
     for name, group in by_profile.items():
         try:
-            with open_connection(session_profile(group[0])) as host:
+            with session_host(group[0]) as host:
                 for s in group:
                     refresh(host, s)
         except HpcDl4micError as exc:
@@ -100,3 +108,38 @@ def fetch(host: Host, session: Session, dest: Path, *, say: Say) -> list[Path]:
     dest = Path(dest).expanduser()
     report = host.get_tree(root, dest, say=say)
     return [dest / rel for rel in report.copied]
+
+
+# -- the commands, by session id -----------------------------------------------------------
+
+def list_sessions(session_id: str | None, *, show_all: bool, warn: Say) -> list[Session]:
+    """``status``: one session or all, their states refreshed; ended ones only with
+    ``show_all`` (or when named)."""
+    sessions = [find_session(session_id)] if session_id else load_sessions()
+    refresh_all(sessions, warn=warn)
+    if show_all or session_id:
+        return sessions
+    return [s for s in sessions if s.state in ACTIVE_STATES]
+
+
+def show_log(session_id: str, *, follow: bool, write: Say) -> None:
+    """``logs``: the session's job log (with ``follow``, until the job ends)."""
+    session = find_session(session_id)
+    with session_host(session) as host:
+        print_log(host, session, follow=follow, write=write)
+
+
+def cancel_session(session_id: str) -> Session:
+    """``cancel``: cancel the session's job; the updated record."""
+    session = find_session(session_id)
+    with session_host(session) as host:
+        return cancel(host, session)
+
+
+def fetch_session(session_id: str, dest: Path | None, *, say: Say) -> tuple[list[Path], Path]:
+    """``fetch``: copy the session's results into ``dest`` (default ``./SESSION``); the
+    files copied and the folder."""
+    session = find_session(session_id)
+    folder = Path(dest) if dest is not None else Path(session.id)
+    with session_host(session) as host:
+        return fetch(host, session, folder, say=say), folder

@@ -69,8 +69,8 @@ def test_bad_submit_input_is_one_line_exit_2_before_anything_runs(case_id, tmp_p
             return real(*a, **kw)
         raise AssertionError("connected before refusing bad input")
 
-    real = launch.open_connection
-    monkeypatch.setattr(launch, "open_connection", no_connection)
+    real = launch.open_host
+    monkeypatch.setattr(launch, "open_host", no_connection)
     case = {c.id: c for c in cases(tmp_path)}[case_id]
     check(Case(case.id, case.argv, case.names, case.exit_code, env, case.absent), cwd=tmp_path)
 

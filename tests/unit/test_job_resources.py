@@ -72,9 +72,9 @@ def test_bad_profile_value_names_the_profile_key():
 
 
 def test_submit_cpus_0_is_one_line_exit_2(env, tmp_path, monkeypatch):
-    import hpc_dl4mic.sessions.session as sess
+    import hpc_dl4mic.sessions.launch as launch
 
-    monkeypatch.setattr(sess, "open_connection", lambda *a, **kw: pytest.fail("connected"))
+    monkeypatch.setattr(launch, "open_host", lambda *a, **kw: pytest.fail("connected"))
     check(Case("cpus-0", ["submit", T, "--profile", "local-cluster", "--cpus", "0"],
                ["--cpus", "0"], env=env), cwd=tmp_path)
 

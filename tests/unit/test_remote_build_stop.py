@@ -1,4 +1,4 @@
-"""Stopping a remote build on Ctrl-C/SIGTERM: the kill command, and what build_image_remote
+"""Stopping a remote build on Ctrl-C/SIGTERM: the kill command, and what build_for_profile
 runs on the cluster when interrupted (login node: kill the process group; SLURM: scancel)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from fakehost import FakeHost
 
 from hpc_dl4mic.catalogue.config import Base
 from hpc_dl4mic.errors import Interrupted
-from hpc_dl4mic.images.build import BuildInputs, build_image_remote
+from hpc_dl4mic.images.build import BuildInputs, build_for_profile
 from hpc_dl4mic.images.builders import BUILD_PID_FILE, in_own_process_group, stop_group_argv
 from hpc_dl4mic.jobs.resources import JobResources
 from hpc_dl4mic.remote.profiles import Profile
@@ -84,7 +84,7 @@ INPUTS = BuildInputs("X_DL4Mic", "Bootstrap: scratch\n", {"requirements.txt": b"
 
 def cluster(*, stream_raises: BaseException | None = None,
             job_states: list | None = None) -> FakeHost:
-    """A FakeHost as build_image_remote sees a cluster: a login-node build that raises
+    """A FakeHost as build_for_profile sees a cluster: a login-node build that raises
     ``stream_raises``, a scheduler following ``job_states``, a stop command that reports
     process group 777."""
     host = FakeHost(display="fake")
@@ -109,7 +109,7 @@ def test_interrupted_login_build_kills_its_group_then_removes_the_folder(interru
     host = cluster(stream_raises=interrupt)
     notices: list[str] = []
     with pytest.raises(type(interrupt)):
-        build_image_remote(INPUTS, host, PROFILE, mode="login", fakeroot=False, force=True,
+        build_for_profile(INPUTS, host, PROFILE, mode="login", fakeroot=False, force=True,
                            notice=notices.append)
     build = next(c for c in host.commands() if c[0] == "setsid")
     tmp = _build_folder(host)
@@ -129,7 +129,7 @@ def test_interrupted_slurm_build_cancels_the_job_then_removes_the_folder(monkeyp
     host = cluster(job_states=["PENDING", "RUNNING", KeyboardInterrupt()])
     notices: list[str] = []
     with pytest.raises(KeyboardInterrupt):
-        build_image_remote(INPUTS, host, PROFILE, mode="slurm", fakeroot=False, force=True,
+        build_for_profile(INPUTS, host, PROFILE, mode="slurm", fakeroot=False, force=True,
                            notice=notices.append)
     (job_id, script), = host.fake_scheduler.submitted
     assert "#SBATCH --partition=cpu" in script and "gres" not in script
@@ -148,6 +148,6 @@ def test_slurm_build_job_that_failed_is_a_build_error(monkeypatch):
         script.split("--output=", 1)[1].split("\n", 1)[0], "FATAL: the build failed\n")
     with pytest.raises(BuildError, match="apptainer build of X_DL4Mic on fake failed:\n"
                                          "FATAL: the build failed"):
-        build_image_remote(INPUTS, host, PROFILE, mode="slurm", fakeroot=False, force=True,
+        build_for_profile(INPUTS, host, PROFILE, mode="slurm", fakeroot=False, force=True,
                            notice=print)
     assert host.fake_scheduler.cancelled == []

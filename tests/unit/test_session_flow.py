@@ -13,7 +13,8 @@ import pytest
 from fakehost import FakeHost
 
 from hpc_dl4mic.errors import InputError, RemoteError
-from hpc_dl4mic.remote.localhost import LocalHost, local_profile
+from hpc_dl4mic.remote.hosts import local_profile
+from hpc_dl4mic.remote.localhost import LocalHost
 from hpc_dl4mic.remote.profiles import Profile
 from hpc_dl4mic.sessions import attach as att
 from hpc_dl4mic.sessions import launch
