@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hpc_dl4mic.remote.connection import Connection  # noqa: E402
+from hpc_dl4mic.remote.connection import SshHost  # noqa: E402
 from hpc_dl4mic.remote.target import ssh_target  # noqa: E402
 from hpc_dl4mic.remote.tunnel import LocalForward  # noqa: E402
 
@@ -190,7 +190,7 @@ def main() -> None:
              "-i", env["SSH_KEY"], "-p", env["SSH_PORT"], f"{env['SSH_USER']}@{env['SSH_HOST']}"],
             stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wait_port(lport, ssh)
-        with Connection.open(target, known_hosts=Path(env["KNOWN_HOSTS"])) as conn, \
+        with SshHost.open(target, known_hosts=Path(env["KNOWN_HOSTS"])) as conn, \
                 LocalForward(conn, "127.0.0.1", sport) as fwd:
             cipher = conn.transport.remote_cipher
             ports = {"ours": fwd.local_port, "openssh": lport}

@@ -109,6 +109,7 @@ class FakeHost:
     def __init__(self, home: str = "/home/u", *, display: str = "fake",
                  cwd: str | None = None) -> None:
         self.display = display
+        self.local = False
         self._home = home
         self._cwd = cwd or home
         self.files: dict[str, _File] = {}

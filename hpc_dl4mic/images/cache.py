@@ -84,9 +84,7 @@ def local_host() -> Host:
 
 def is_local(host: Host) -> bool:
     """Whether ``host`` is this machine (messages leave out "on HOST" then)."""
-    from ..remote.localhost import LocalHost
-
-    return isinstance(host, LocalHost)
+    return host.local
 
 
 def on_host(host: Host) -> str:

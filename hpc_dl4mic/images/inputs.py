@@ -58,6 +58,16 @@ def _digest(data: bytes) -> str:
 
 # -- base digests ------------------------------------------------------------------------
 
+def _converter_digest(package: Path) -> str:
+    """A hash of the notebooks package's code (every ``.py`` below it, sorted by path, the
+    cell code included): any change to the converter invalidates converted notebooks."""
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.relative_to(package).as_posix().encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def _memo_path() -> Path:
     return cache_home() / "digests.json"
 
@@ -188,7 +198,7 @@ def image_notebooks(config: NotebookConfig, source: Path) -> dict[str, bytes]:
     common = dict(sections_to_remove=list(config.sections_to_remove),
                   source_name=config.notebook_filename, config_name=config.name,
                   source_sha256=_digest(data), tool_version=CONVERSION_STAMP)
-    converter = _digest(Path(notebook_module.__file__).read_bytes())
+    converter = _converter_digest(Path(notebook_module.__file__).parent)
     memo = cache_home() / "converted" / _digest(
         json.dumps({**common, "converter": converter}, sort_keys=True).encode())[:32]
     names = notebook_names(config)

@@ -7,15 +7,14 @@ Python decides (base, Python interpreter, pins, files); the Jinja templates in
 
 from __future__ import annotations
 
-import functools
 import re
-import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import __version__
 from ..catalogue.config import DEBIAN_SYSTEM_PYTHON, Base, NotebookConfig
 from ..errors import ConfigError, InputError
+from ..templates import render
 from .layout import CA_CERTS, NOTEBOOKS, REQUIREMENTS, ca_cert_file, notebook_file
 
 NOTEBOOKS_DIR = "/opt/hpc-dl4mic/notebooks"
@@ -85,21 +84,6 @@ def notebook_names(config: NotebookConfig) -> tuple[str, str]:
     return f"{stem}.ipynb", f"{stem}.batch.ipynb"
 
 
-@functools.lru_cache(maxsize=1)
-def _environment():  # lazily built and kept: jinja2 costs ~100 ms to import, templates to compile
-    import jinja2
-
-    from ..resources import data_dir
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(data_dir("definitions"))),
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
-        trim_blocks=False, lstrip_blocks=False,
-    )
-    env.filters["q"] = lambda value: shlex.quote(str(value))
-    return env
-
-
 def labels(spec: ImageSpec) -> list[tuple[str, str]]:
     """Provenance labels (``org.hpc-dl4mic.*``)."""
     cfg = spec.config
@@ -162,9 +146,8 @@ def _context(spec: ImageSpec) -> dict:
 
 
 def _render(template: str, context: dict) -> str:
-    env = _environment()
-    install = env.get_template("install.sh.j2").render(context).strip("\n")
-    return env.get_template(template).render({**context, "install_script": install})
+    install = render("definitions/install.sh.j2", context).strip("\n")
+    return render(f"definitions/{template}", context, install_script=install)
 
 
 def render_definition(spec: ImageSpec) -> str:
@@ -258,9 +241,8 @@ def render_base_definition(suite: str = "bookworm", mirror: str = Base.mirror, *
     """The small Debian base (python3 venv + the Jupyter stack) that notebook images
     start from with ``Bootstrap: localimage`` when no registry is reachable."""
     python = DEBIAN_SYSTEM_PYTHON.get(suite, "3.11")
-    return _environment().get_template("base-debian.def.j2").render(
-        suite=suite, mirror=mirror, ca_certs=ca_certs, jupyter_pins=jupyter_pins(python),
-        labels_extra=labels_extra)
+    return render("definitions/base-debian.def.j2", suite=suite, mirror=mirror,
+                  ca_certs=ca_certs, jupyter_pins=jupyter_pins(python), labels_extra=labels_extra)
 
 
 def keyed_definition(definition: str) -> str:

@@ -51,16 +51,10 @@ def sbatch_lines(profile: Profile, overrides: JobResources | None = None) -> lis
 
 
 def render_template(name: str, **context: object) -> str:
-    """Render ``slurm_templates/NAME`` (StrictUndefined; ``q`` = shlex.quote)."""
-    import jinja2
+    """Render ``slurm_templates/NAME`` (:mod:`hpc_dl4mic.templates`)."""
+    from ..templates import render
 
-    from ..resources import data_dir
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_dir("slurm_templates"))),
-                             undefined=jinja2.StrictUndefined, autoescape=False,
-                             keep_trailing_newline=True)
-    env.filters["q"] = lambda value: shlex.quote(str(value))
-    return env.get_template(name).render(**context)
+    return render(f"slurm_templates/{name}", context)
 
 
 def with_modules(argv: Sequence[str], modules: Sequence[str]) -> list[str]:

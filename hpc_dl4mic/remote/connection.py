@@ -52,6 +52,7 @@ class SshHost:
     def __init__(self, target: SshTarget, transports: list[Any]) -> None:
         self.target = target
         self.display = target.display
+        self.local = False
         self._transports = transports
         self._sftp: Any = None
         self._home: str | None = None
@@ -378,7 +379,6 @@ class SshHost:
         return transfer.get_tree(self, self._path(remote), Path(local), say=say)
 
 
-Connection = SshHost  # the former name, while callers move to SshHost
 
 
 def _size(path: Path) -> int | None:

@@ -61,6 +61,9 @@ class Host(Protocol):
     """A machine to run commands on, hold files and jobs, and reach ports of."""
 
     display: str  # for messages: ``user@login.example.org`` or ``this machine``
+    # True when the host's paths are this process's own (this machine): messages leave out
+    # "on HOST" and local path rules (symlinks resolved, $HPC_DL4MIC_CACHE) apply
+    local: bool
 
     def __enter__(self) -> Host: ...
     def __exit__(self, *exc: object) -> None: ...

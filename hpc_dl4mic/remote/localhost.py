@@ -59,6 +59,7 @@ class LocalHost:
     """This machine. Relative paths are relative to the current folder."""
 
     display = "this machine"
+    local = True
 
     def __init__(self) -> None:
         self.runner = LocalRunner()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hpc_dl4mic.errors import RemoteError
-from hpc_dl4mic.remote.connection import Connection
+from hpc_dl4mic.remote.connection import SshHost
 from hpc_dl4mic.remote.target import ssh_target
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +42,7 @@ def test_second_factor_is_asked_once_for_a_whole_command(cluster, twofa, tmp_pat
             asked.append([p for p, _ in prompts])
         return [twofa["secret"] for _ in prompts]
 
-    with Connection.open(target(cluster, twofa), kbd_handler=handler) as conn:
+    with SshHost.open(target(cluster, twofa), kbd_handler=handler) as conn:
         assert conn.run(["id", "-un"]).stdout.strip() == cluster.user
         path = f"{conn.home()}/twofa-{os.getpid()}.txt"
         conn.write_file(path, "x")
@@ -54,7 +54,7 @@ def test_second_factor_is_asked_once_for_a_whole_command(cluster, twofa, tmp_pat
 
 def test_wrong_second_factor_is_an_authentication_error(cluster, twofa):
     with pytest.raises(RemoteError, match="authentication failed"):
-        Connection.open(target(cluster, twofa),
+        SshHost.open(target(cluster, twofa),
                         kbd_handler=lambda t, i, prompts: ["wrong" for _ in prompts])
 
 

@@ -81,7 +81,7 @@ def test_run_exit_code_stdout_stderr(conn: SshHost, cluster) -> None:
 def test_argv_arrives_literally(conn: SshHost) -> None:
     r = conn.run(["printf", "%s\\0", *NASTY])
     assert r.stdout.split("\0")[:-1] == NASTY
-    assert not conn.exists("/tmp/pwned")
+    assert conn.stat("/tmp/pwned") is None
 
 
 def test_env_cwd_and_input(conn: SshHost, cluster) -> None:
@@ -135,7 +135,7 @@ def test_sftp_modes_and_atomic_write(conn: SshHost, remote_dir: str) -> None:
     assert conn.run(["ls", "-A", f"{remote_dir}/session/one"]).stdout.split() == [
         "connection.json"]
     conn.makedirs(f"{remote_dir}/session/one")  # exists: fine
-    assert conn.exists(path) and not conn.exists(f"{remote_dir}/nope")
+    assert conn.stat(path) is not None and conn.stat(f"{remote_dir}/nope") is None
     with pytest.raises(RemoteError, match="not a directory"):
         conn.makedirs(path)
 

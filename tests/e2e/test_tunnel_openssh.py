@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from hpc_dl4mic.errors import HpcDl4micError
-from hpc_dl4mic.remote.connection import Connection
+from hpc_dl4mic.remote.connection import SshHost
 from hpc_dl4mic.remote.target import ssh_target
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +52,7 @@ def closed(port: int) -> bool:
 
 
 def test_openssh_forward_reaches_the_server_and_closes(cluster, web_server):
-    with Connection.open(target(cluster)) as conn:
+    with SshHost.open(target(cluster)) as conn:
         with conn.forward("127.0.0.1", web_server, via="openssh") as forward:
             with urllib.request.urlopen(forward.url("/"), timeout=10) as response:
                 assert response.read() == b"hello through ssh -L"

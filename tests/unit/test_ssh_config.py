@@ -255,7 +255,8 @@ def test_remote_command_env_and_cwd(tmp_path: Path) -> None:
 
 
 def test_modules_do_not_import_paramiko() -> None:
-    code = ("import sys, hpc_dl4mic.remote.ssh, hpc_dl4mic.remote.connection, "
+    code = ("import sys, hpc_dl4mic.remote.target, hpc_dl4mic.remote.known_hosts, "
+            "hpc_dl4mic.remote.auth, hpc_dl4mic.remote.connection, "
             "hpc_dl4mic.remote.tunnel; "
             "print('paramiko' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
