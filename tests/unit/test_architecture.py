@@ -122,3 +122,14 @@ def test_the_cli_only_parses_and_calls_the_library(name):
             assert not {a.name.split(".")[0] for a in node.names} & banned, name
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             assert node.module.split(".")[0] not in banned, name
+
+
+def test_setup_cfg_lists_every_package():
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(PKG.parent / "setup.cfg")
+    listed = set(cfg["options"]["packages"].split())
+    found = {"hpc_dl4mic." + ".".join(p.parent.relative_to(PKG).parts)
+             for p in PKG.rglob("__init__.py")} - {"hpc_dl4mic."}
+    assert found - listed == set(), "add these to setup.cfg [options] packages"
