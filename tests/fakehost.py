@@ -51,6 +51,9 @@ class FakeScheduler:
         self.exit_code = ""  # "" like plain processes; SLURM says e.g. "0:0"
         self.cancel_state = "CANCELLED"  # what a cancelled job reports
         self.on_submit: Callable[[str, str], None] | None = None  # (job id, script)
+        self.array_limit = 1001  # MaxArraySize
+        self.elements: dict[str, JobInfo] = {}  # array element states, by JOBID_INDEX
+        self.accounting = True
 
     def submit(self, script: str) -> str:
         return self._add(self.host.read_file(script).decode())
@@ -83,6 +86,13 @@ class FakeScheduler:
 
     def cancel(self, job_id: str) -> None:
         self.cancelled.append(job_id)
+
+    def max_array_size(self) -> int:
+        return self.array_limit
+
+    def array_states(self, job_ids: Sequence[str]) -> tuple[dict[str, JobInfo], bool]:
+        return ({k: v for k, v in self.elements.items() if k.split("_")[0] in job_ids},
+                self.accounting)
 
 
 class _Forward:

@@ -1,4 +1,4 @@
-"""Job arrays within the cluster's MaxArraySize (pure functions, but :func:`max_array_size`).
+"""Job arrays within the cluster's MaxArraySize (pure functions).
 
 SLURM refuses array indices >= MaxArraySize, so task ``i`` runs as array index
 ``i - offset`` of the array whose ``offset`` is ``(i // size) * size``; each array is one
@@ -7,13 +7,10 @@ SLURM refuses array indices >= MaxArraySize, so task ``i`` runs as array index
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-DEFAULT_MAX_ARRAY_SIZE = 1001
-_MAX_ARRAY = re.compile(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", re.M)
+from ..jobs.arrays import DEFAULT_MAX_ARRAY_SIZE
 
 
 @dataclass(frozen=True)
@@ -54,15 +51,3 @@ def split(indices: Sequence[int], max_array_size: int = DEFAULT_MAX_ARRAY_SIZE
             raise ValueError(f"task index {i}: must not be negative")
         blocks.setdefault(i // max_array_size * max_array_size, []).append(i)
     return [ArrayChunk(offset, tuple(items)) for offset, items in sorted(blocks.items())]
-
-
-def parse_max_array_size(text: str) -> int:
-    """MaxArraySize from ``scontrol show config`` output (default 1001 when absent)."""
-    match = _MAX_ARRAY.search(text or "")
-    return int(match.group(1)) if match and int(match.group(1)) > 0 else DEFAULT_MAX_ARRAY_SIZE
-
-
-def max_array_size(host: Any) -> int:
-    """The cluster's MaxArraySize (one ``scontrol show config``; default when it fails)."""
-    result = host.run(["scontrol", "show", "config"], check=False, timeout=30)
-    return parse_max_array_size(result.stdout if result.returncode == 0 else "")

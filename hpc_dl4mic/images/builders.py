@@ -301,7 +301,7 @@ def profile_builder(profile, mode: str | None = None, *,
     from ..jobs.slurm import sbatch_lines
 
     mode = mode or profile.build
-    if mode not in ("login", "slurm"):
+    if mode not in BUILDERS:  # "here" only for --local's pseudo-profile (profiles refuse it)
         raise InputError(f"--build-on {mode!r}: expected login or slurm")
     lines = [line for line in sbatch_lines(profile) if not line.startswith(("--gres", "--gpus"))] \
         if mode == "slurm" else []

@@ -57,6 +57,12 @@ class LocalScheduler:
             except ProcessLookupError:
                 pass
 
+    def max_array_size(self) -> int:
+        return 1 << 30  # no arrays here: one job runs all of its tasks, one after another
+
+    def array_states(self, job_ids: Sequence[str]) -> tuple[dict[str, JobInfo], bool]:
+        return {}, False  # no elements: the job's own state and the tasks' status files tell
+
 
 def _stat_fields(pid: int) -> list[str] | None:
     """``/proc/PID/stat`` from field 3 (state) on, split after the last ``)`` (the command

@@ -18,13 +18,20 @@ class JobInfo:
     exit_code: str = ""
     time_limit: str = ""
     std_out: str = ""
+    elapsed: str = ""  # [D-]HH:MM:SS as SLURM prints it
 
 
 class Scheduler(Protocol):
-    """Submit a job script, ask about a job, cancel it."""
+    """Submit a job script, ask about a job (or the elements of job arrays), cancel it."""
 
     def submit(self, script: str) -> str: ...  # path of a script already on the host
     def submit_text(self, script: str, directory: str,
                     make_dirs: Sequence[str] = ()) -> str: ...
     def info(self, job_id: str) -> JobInfo | None: ...  # None: the scheduler forgot it
     def cancel(self, job_id: str) -> None: ...
+    # job arrays: the largest array it takes (tasks beyond it go into further arrays),
+    # and the states of array elements keyed JOBID_INDEX, with whether an accounting
+    # database answered; a scheduler without arrays runs a job's tasks one after another
+    # and knows no elements
+    def max_array_size(self) -> int: ...
+    def array_states(self, job_ids: Sequence[str]) -> tuple[dict[str, JobInfo], bool]: ...

@@ -148,3 +148,14 @@ class SlurmScheduler:
 
     def cancel(self, job_id: str) -> None:
         cancel(self.runner, job_id)
+
+    def max_array_size(self) -> int:
+        from .arrays import parse_max_array_size
+
+        result = self.runner.run(["scontrol", "show", "config"], check=False, timeout=30)
+        return parse_max_array_size(result.stdout if result.returncode == 0 else "")
+
+    def array_states(self, job_ids: Sequence[str]) -> tuple[dict[str, JobInfo], bool]:
+        from .arrays import array_states
+
+        return array_states(self.runner, job_ids)

@@ -18,7 +18,7 @@ def local_profile() -> Profile:
     """The pseudo-profile of ``--local`` sessions: work dir in the XDG state dir, images in
     this machine's cache, built here."""
     return Profile(name=LOCAL_PROFILE, host="localhost", work_dir=str(local_work_dir()),
-                   cache_dir=str(default_image_cache()), build="login")
+                   cache_dir=str(default_image_cache()), build="here")
 
 
 def open_host(profile: Profile, *, accept_new_host_key: bool = False) -> Host:

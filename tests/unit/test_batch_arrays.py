@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpc_dl4mic.batch.arrays import compress, parse_max_array_size, split
+from hpc_dl4mic.batch.arrays import compress, split
+from hpc_dl4mic.jobs.arrays import parse_max_array_size
 
 
 def test_compress():
