@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import InputError
-from ..jobs.resources import JobResources, parse_time
+from ..jobs.resources import JobResources, signal_seconds, walltime_seconds
 from .arrays import split
 from .runs import (
     IN_IMAGE_RUN_DIR,
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from ..remote.profiles import Profile
 
 Say = Callable[[str], None]
-DEFAULT_SIGNAL_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -51,14 +50,6 @@ class BatchOptions:
     upload: str | None = None
 
 
-def walltime_seconds(value: object, where: str) -> int:
-    """Seconds of a walltime in one of the ``--time`` forms."""
-    text = parse_time(value, where)
-    days, _, clock = text.rpartition("-")
-    h, m, s = (int(x) for x in clock.split(":"))
-    return ((int(days or 0) * 24 + h) * 60 + m) * 60 + s
-
-
 def check_options(options: BatchOptions, *, run_local: bool) -> int:
     """What needs nothing but the options; the task timeout in seconds (0: none)."""
     if options.max_parallel is not None and options.max_parallel < 1:
@@ -74,14 +65,6 @@ def check_options(options: BatchOptions, *, run_local: bool) -> int:
                              "tasks run here one after another)")
     return walltime_seconds(options.task_timeout, "--task-timeout") \
         if options.task_timeout else 0
-
-
-def signal_seconds(time_limit: str | None) -> int:
-    """How long before the walltime SLURM warns the task (``--signal=B:USR1@N``): a tenth
-    of the limit, between 10 s and 5 min (SLURM may send it up to a minute early)."""
-    if not time_limit:
-        return DEFAULT_SIGNAL_SECONDS
-    return max(10, min(300, walltime_seconds(time_limit, "--time") // 10))
 
 
 def _in_skipped(section: str, skipped: Sequence[str]) -> bool:

@@ -49,6 +49,9 @@ attach_options = apply([
                  help="Cancel the job when this command ends (default: keep it)."),
     click.option("--timeout", "ready_timeout", type=float, default=600.0,
                  show_default=True, help="Seconds to wait for Jupyter to be ready."),
+    click.option("--forward", type=int, multiple=True, metavar="PORT",
+                 help="Also forward this port of the job's node (e.g. TensorBoard's 6006; "
+                      "repeatable; the config's hpc_dl4mic.extra_ports are added)."),
     click.option("--tunnel", type=click.Choice(["paramiko", "openssh"]),
                  default="paramiko", show_default=True,
                  help="Forward through this command's SSH connection, or with the "
@@ -78,7 +81,8 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
            ca_certs: Path | None, system_python: bool,
            data: str | None, results: str | None, upload: str | None,
            resources: JobResources, local_port: int,
-           no_browser: bool, cancel_on_exit: bool, ready_timeout: float, tunnel: str,
+           no_browser: bool, cancel_on_exit: bool, ready_timeout: float,
+           forward: tuple[int, ...], tunnel: str,
            accept_new_host_key: bool, profile_file: Path | None, verbose: bool) -> None:
     """Run TARGET's Jupyter in a SLURM job on the cluster and tunnel it here.
 
@@ -93,7 +97,7 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
         build=dict(notebook=notebook, requirements=requirements, base=base, gpu=not cpu,
                    ca_certs=ca_certs, system_python=system_python),
         options=dict(data=data, results=results, upload=upload, resources=resources,
-                     ready_timeout=ready_timeout, local_port=local_port),
+                     ready_timeout=ready_timeout, local_port=local_port, forward=forward),
         accept_new_host_key=accept_new_host_key, say=progress(True),
         build_progress=progress(verbose), on_ready=_on_ready(no_browser),
         cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel, tunnel=tunnel)
@@ -105,11 +109,12 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
 @attach_options
 @accept_host_key_option
 def connect(session_id: str, local_port: int, no_browser: bool, cancel_on_exit: bool,
-            ready_timeout: float, tunnel: str, accept_new_host_key: bool) -> None:
+            ready_timeout: float, forward: tuple[int, ...], tunnel: str,
+            accept_new_host_key: bool) -> None:
     """Re-open the tunnel to a running session's Jupyter."""
     from ..sessions.attach import reconnect
 
-    exit_for(reconnect(session_id, accept_new_host_key=accept_new_host_key,
+    exit_for(reconnect(session_id, accept_new_host_key=accept_new_host_key, forward=forward,
                        ready_timeout=ready_timeout, local_port=local_port, say=progress(True),
                        on_ready=_on_ready(no_browser), cancel_on_exit=cancel_on_exit,
                        ask_cancel=_ask_cancel, tunnel=tunnel))
@@ -170,4 +175,49 @@ def fetch(session_id: str, dest: Path | None) -> None:
     click.echo(f"{len(files)} file(s) fetched into {folder}", err=True)
 
 
-COMMANDS = (submit, connect, status, logs, cancel, fetch,)
+@click.command("run")
+@click.argument("target")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--profile", "profile_name", envvar="HPC_DL4MIC_PROFILE",
+              help="Cluster profile (default $HPC_DL4MIC_PROFILE).")
+@click.option("--local", "run_local", is_flag=True,
+              help="No cluster: run the same job script here with the local apptainer.")
+@build_options
+@click.option("--data", help="Data folder on the cluster (bound at /data).")
+@click.option("--results", help="Results folder on the cluster (the run's own folder in it "
+                                "is /results and the working directory).")
+@click.option("--upload", metavar="SRC[:DEST]",
+              help="Copy local folder SRC to DATA/DEST first (unchanged files skipped).")
+@resource_options
+@click.option("--detach", is_flag=True, help="Return once submitted (see `logs`, `status`).")
+@accept_host_key_option
+@profile_file_option
+@click.option("-v", "--verbose", is_flag=True, help="Show build output.")
+def run(target: str, command: tuple[str, ...], profile_name: str | None, run_local: bool,
+        base: str | None, cpu: bool, notebook: Path | None, requirements: Path | None,
+        ca_certs: Path | None, system_python: bool, data: str | None, results: str | None,
+        upload: str | None, resources: JobResources, detach: bool,
+        accept_new_host_key: bool, profile_file: Path | None, verbose: bool) -> None:
+    """Run COMMAND inside TARGET's image as a job and follow its log:
+    `hpc-dl4mic run TARGET [OPTIONS] -- COMMAND ARGS...`.
+
+    Exits with 0 when the command exits 0, else 1 (its exit code is printed). `status`,
+    `logs`, `cancel` and `fetch` work on the run as on a session.
+    """
+    from ..sessions.command import start_command
+
+    session, code = start_command(
+        target, command, profile_name=profile_name, run_local=run_local,
+        profile_file=profile_file,
+        build=dict(notebook=notebook, requirements=requirements, base=base, gpu=not cpu,
+                   ca_certs=ca_certs, system_python=system_python),
+        options=dict(data=data, results=results, upload=upload, resources=resources),
+        detach=detach, accept_new_host_key=accept_new_host_key, say=progress(True),
+        build_progress=progress(verbose), write=lambda text: click.echo(text, nl=False))
+    if detach:
+        click.echo(session.id)
+    elif code != 0:
+        sys.exit(1)
+
+
+COMMANDS = (submit, connect, status, logs, cancel, fetch, run)

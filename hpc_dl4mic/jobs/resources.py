@@ -51,6 +51,22 @@ def parse_time(value: object, where: str = "--time") -> str:
     return f"{days}-{clock}" if days else clock
 
 
+def walltime_seconds(value: object, where: str) -> int:
+    """Seconds of a walltime in one of :data:`TIME_FORMS`."""
+    text = parse_time(value, where)
+    days, _, clock = text.rpartition("-")
+    h, m, s = (int(x) for x in clock.split(":"))
+    return ((int(days or 0) * 24 + h) * 60 + m) * 60 + s
+
+
+def signal_seconds(time_limit: str | None, default: int = 120) -> int:
+    """How long before the walltime SLURM warns a job (``--signal=B:USR1@N``): a tenth of
+    the limit, between 10 s and 5 min (SLURM may send it up to a minute early)."""
+    if not time_limit:
+        return default
+    return max(10, min(300, walltime_seconds(time_limit, "--time") // 10))
+
+
 class Resource:
     """What one :class:`JobResources` field means: its sbatch option (without ``--``), its
     CLI help, its type (``str`` or ``int``, ints > 0) and an optional normaliser

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import HpcDl4micError, Interrupted, RemoteError
+from ..errors import HpcDl4micError, InputError, Interrupted, RemoteError
 from ..remote.runner import tail
 from .records import ACTIVE_STATES, Say, Session, save_session, seconds_left
 from .results import cancel
@@ -130,6 +130,12 @@ def open_forward(host: Host, endpoint: Endpoint, *, local_port: int, tunnel: str
                         via=tunnel)  # type: ignore[call-arg]
 
 
+def extra_ports(session: Session) -> list[int]:
+    """The job's ports besides Jupyter's that are forwarded too (the config's
+    ``hpc_dl4mic.extra_ports`` and ``--forward``)."""
+    return [int(p) for p in session.extra.get("extra_ports", [])]
+
+
 def attach(host: Host, session: Session, endpoint: Endpoint, *, local_port: int = 0, say: Say,
            on_ready: Callable[[str], None], stop: threading.Event | None = None,
            tunnel: str = DEFAULT_TUNNEL) -> str:
@@ -138,9 +144,17 @@ def attach(host: Host, session: Session, endpoint: Endpoint, *, local_port: int 
     Returns why it stopped: ``"interrupted"``, ``"job-ended"`` (COMPLETED: Jupyter was
     shut down) or ``"job-failed"`` (TIMEOUT, FAILED, CANCELLED elsewhere, node failure ...).
     """
+    import contextlib
+
     stop = stop or threading.Event()
     jobs = host.scheduler()
-    with open_forward(host, endpoint, local_port=local_port, tunnel=tunnel) as forward:
+    with contextlib.ExitStack() as stack:
+        forward = stack.enter_context(open_forward(host, endpoint, local_port=local_port,
+                                                   tunnel=tunnel))
+        for port in extra_ports(session):  # TensorBoard and the like, on the job's node
+            extra = stack.enter_context(open_forward(host, Endpoint(endpoint.host, port, ""),
+                                                     local_port=0, tunnel=tunnel))
+            say(f"port {port} of the job: {extra.url('/')}")
         session.local_port = forward.local_port
         session.extra["ready"] = True
         save_session(session)
@@ -215,11 +229,19 @@ def after_failure(host: Host, session: Session, *, cancel_on_exit: bool, say: Sa
         f"`hpc-dl4mic connect {session.id}`, stop it with `hpc-dl4mic cancel {session.id}`")
 
 
-def reconnect(session_id: str, *, accept_new_host_key: bool = False, **attach: object) -> str:
+def reconnect(session_id: str, *, accept_new_host_key: bool = False,
+              forward: tuple[int, ...] = (), **attach: object) -> str:
     """``connect``: re-open the tunnel to a running session (:func:`run_attached` with
-    ``attach``'s options); the reason it ended."""
+    ``attach``'s options), also to the ports in ``forward``; the reason it ended."""
+    from .options import check_ports
     from .records import find_session, session_host
 
+    check_ports(forward)
     session = find_session(session_id)
+    if forward:
+        session.extra["extra_ports"] = sorted({*extra_ports(session), *forward})
+    if session.extra.get("kind") == "run":
+        raise InputError(f"session {session.id} is a command run (`hpc-dl4mic run`), not "
+                         "Jupyter: see its output with `hpc-dl4mic logs`")
     with session_host(session, accept_new_host_key=accept_new_host_key) as host:
         return run_attached(host, session, reconnect=True, **attach)  # type: ignore[arg-type]

@@ -21,7 +21,13 @@ from ..remote.host import absolute
 from ..remote.hosts import open_host
 from ..remote.profiles import Profile, get_profile
 from .attach import run_attached
-from .options import SubmitOptions, check_attach_options, check_local_options, parse_upload
+from .options import (
+    SubmitOptions,
+    check_attach_options,
+    check_local_options,
+    check_ports,
+    parse_upload,
+)
 from .records import Say, Session, new_session_id, save_session
 
 if TYPE_CHECKING:
@@ -134,7 +140,7 @@ def upload_data(host: Host, local: Path, remote: str, *, say: Say) -> int:
 def start_session(inputs, profile: Profile, host: Host, options: SubmitOptions, *, say: Say,
                   profile_file: str | None = None, notebook: str = "",
                   build_progress: Say | None = None,
-                  folders: Folders | None = None) -> Session:
+                  folders: Folders | None = None, extra_ports: tuple[int, ...] = ()) -> Session:
     """Make sure of the image, upload the data, submit the job, record the session."""
     from ..jobs.slurm import sbatch_lines
 
@@ -152,6 +158,8 @@ def start_session(inputs, profile: Profile, host: Host, options: SubmitOptions, 
                       image=str(image.path), session_dir=f"{work}/sessions/{session_id}",
                       results_dir=results_dir, data_dir=data_dir, created=time.time(),
                       profile_file=profile_file, notebook=notebook)
+    if extra_ports:
+        session.extra["extra_ports"] = sorted(set(extra_ports))
     script = render_job_script(session, profile, image_name=inputs.name, sbatch_lines=lines,
                                ready_timeout=int(min(options.ready_timeout, 3600)),
                                bind_host="127.0.0.1" if runs_here(profile) else "")
@@ -189,6 +197,7 @@ def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
                          "or run on this machine with --local")
     if opts.upload:
         parse_upload(opts.upload)
+    check_ports(opts.forward)
     sbatch_lines(profile, opts.resources)  # resource values are checked before anything remote
     with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
         folders = prepare_folders(host, profile, opts)
@@ -198,7 +207,8 @@ def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
         session = start_session(inputs, profile, host, opts, say=say,
                                 profile_file=str(profile_file) if profile_file else None,
                                 notebook=names[0] if names else "",
-                                build_progress=build_progress, folders=folders)
+                                build_progress=build_progress, folders=folders,
+                                extra_ports=(*config.hpc.extra_ports, *opts.forward))
         return run_attached(host, session, ready_timeout=opts.ready_timeout,
                             local_port=opts.local_port, say=say, on_ready=on_ready,
                             cancel_on_exit=cancel_on_exit, ask_cancel=ask_cancel,

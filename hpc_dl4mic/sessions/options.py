@@ -17,6 +17,7 @@ class SubmitOptions:
     resources: JobResources = JobResources()  # overrides of the profile's
     ready_timeout: float = 600.0
     local_port: int = 0
+    forward: tuple[int, ...] = ()  # more ports of the job to forward (--forward)
 
 
 def check_local_options(options: SubmitOptions, *, profile_name: str | None) -> None:
@@ -29,6 +30,13 @@ def check_local_options(options: SubmitOptions, *, profile_name: str | None) -> 
     if given:
         raise InputError(f"{', '.join(given)}: not used with --local (no cluster, no SLURM, "
                          "no tunnel: the job runs here until it ends or is cancelled)")
+
+
+def check_ports(ports: tuple[int, ...] | list[int]) -> None:
+    """``--forward`` ports: each between 1 and 65535."""
+    for port in ports:
+        if not 1 <= int(port) <= 65535:
+            raise InputError(f"--forward {port}: expected a port between 1 and 65535")
 
 
 def check_attach_options(options: SubmitOptions) -> None:

@@ -1,0 +1,128 @@
+"""``hpc-dl4mic run``: a plain command inside TARGET's image as a job (``--nv``, data and
+results bound, its own results folder as working directory), its log followed until it
+ends. It is a session of kind ``run``: ``status``, ``logs``, ``cancel`` and ``fetch`` work
+on it as on a Jupyter session."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import __version__
+from ..errors import InputError
+from ..remote.hosts import open_host
+from .options import SubmitOptions, check_local_options, parse_upload
+from .records import ACTIVE_STATES, Say, Session, new_session_id, save_session
+
+if TYPE_CHECKING:
+    from ..remote.host import Host
+    from ..remote.profiles import Profile
+
+RUN_KIND = "run"
+
+
+def render_command_script(session: Session, profile: Profile, *, image_name: str,
+                          command: Sequence[str], sbatch_lines: Sequence[str]) -> str:
+    """The job script of a command run (pure; every word of the command shell-quoted)."""
+    from ..jobs.resources import signal_seconds
+    from ..jobs.slurm import render_template
+
+    time_limit = next((ln.split("=", 1)[1] for ln in sbatch_lines
+                       if ln.startswith("--time=")), None)
+    return render_template(
+        "command.sbatch.j2", job_name=f"hpc-dl4mic-run-{session.config}"[:60],
+        session_dir=session.session_dir, sbatch_lines=list(sbatch_lines),
+        session_id=session.id, image_name=image_name, tool_version=__version__,
+        image=session.image, data_dir=session.data_dir, results_dir=session.results_dir,
+        command=list(command), modules=profile.modules,
+        signal_seconds=signal_seconds(time_limit),
+        offline=not getattr(profile, "node_internet", False))
+
+
+def exit_code(host: Host, session: Session) -> int | None:
+    """The command's exit code, once the job wrote it."""
+    try:
+        text = host.read_file(f"{session.session_dir}/exit_code").decode().strip()
+    except Exception:  # noqa: BLE001 - not written (yet), whatever the host says
+        return None
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def follow(host: Host, session: Session, *, write: Say, say: Say,
+           interval: float = 1.0) -> int | None:
+    """Print the job log until the job ends; the command's exit code (None: unknown)."""
+    from .results import print_log
+
+    print_log(host, session, follow=True, write=write, interval=interval)
+    for _ in range(10):  # the exit code file lands with the job's last lines
+        code = exit_code(host, session)
+        if code is not None or session.state not in ACTIVE_STATES:
+            break
+        time.sleep(interval)
+    code = exit_code(host, session)
+    say(f"job {session.job_id} ended ({session.state})"
+        + (f"; the command exited with code {code}" if code is not None else ""))
+    return code
+
+
+def start_command(target: str, command: Sequence[str], *, profile_name: str | None,
+                  run_local: bool, profile_file: Path | None, build: dict, options: dict,
+                  detach: bool, accept_new_host_key: bool, say: Say, build_progress: Say,
+                  write: Callable[[str], None]) -> tuple[Session, int | None]:
+    """``hpc-dl4mic run``: check here, make sure of the image, submit; unless ``detach``,
+    follow the log to the end. (session, exit code of the command or None)."""
+    from ..catalogue.config import resolve_target
+    from ..images.build import prepare_notebook_image, remote_base_digest
+    from ..jobs.slurm import sbatch_lines
+    from ..remote.hosts import local_profile
+    from ..remote.profiles import get_profile
+    from .launch import prepare_folders, session_image, upload_data
+
+    if not command:
+        raise InputError("no command: give it after `--`, e.g. "
+                         "`hpc-dl4mic run TARGET -- python train.py --epochs 3`")
+    opts = SubmitOptions(**options)
+    config = resolve_target(target)
+    if run_local:
+        check_local_options(opts, profile_name=profile_name)
+        profile = local_profile()
+    elif profile_name:
+        profile = get_profile(profile_name, profile_file)
+    else:
+        raise InputError("name a cluster profile with --profile (or set HPC_DL4MIC_PROFILE), "
+                         "or run on this machine with --local")
+    if opts.upload:
+        parse_upload(opts.upload)
+    lines = sbatch_lines(profile, opts.resources)
+    with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
+        folders = prepare_folders(host, profile, opts)
+        inputs = prepare_notebook_image(
+            config, **build, **({} if run_local else {"digest": remote_base_digest(host)}))
+        image = session_image(inputs, host, profile, progress=build_progress)
+        say(f"image {'found in the cache' if image.cached else 'built'}: {image.path}")
+        if folders.upload is not None:
+            local_dir, dest = folders.upload
+            upload_data(host, local_dir, f"{folders.data}/{dest}", say=say)
+            say(f"your data is at /data/{dest} in the container")
+        session_id = new_session_id(config.name)
+        session = Session(id=session_id, profile=profile.name, job_id="", config=config.name,
+                          image=str(image.path),
+                          session_dir=f"{folders.work}/sessions/{session_id}",
+                          results_dir=folders.results, data_dir=folders.data,
+                          created=time.time(),
+                          profile_file=str(profile_file) if profile_file else None,
+                          extra={"kind": RUN_KIND, "command": list(command)})
+        script = render_command_script(session, profile, image_name=inputs.name,
+                                       command=command, sbatch_lines=lines)
+        session.job_id = host.scheduler().submit_text(script, session.session_dir,
+                                                      make_dirs=(folders.data, folders.results))
+        save_session(session)
+        say(f"submitted job {session.job_id} (run {session.id}); results in "
+            f"{session.work_results}")
+        if detach:
+            return session, None
+        code = follow(host, session, write=write, say=say)
+        save_session(session)
+        return session, code
