@@ -48,6 +48,7 @@ class BatchOptions:
     data: str | None = None
     results: str | None = None
     upload: str | None = None
+    check_gpu: bool = False  # run `check-gpu` first; stop when it fails
 
 
 def check_options(options: BatchOptions, *, run_local: bool) -> int:
@@ -172,8 +173,8 @@ def start_batch(target: str, *, profile_name: str | None, run_local: bool,
     from ..jobs.slurm import sbatch_lines
     from ..remote.hosts import local_profile, open_host
     from ..remote.profiles import get_profile
-    from ..sessions.launch import prepare_folders, session_image, upload_data
     from ..sessions.options import SubmitOptions, parse_upload
+    from ..sessions.prepare import prepare_folders, session_image, upload_data
 
     task_timeout = check_options(options, run_local=run_local)
     config = resolve_target(target)
@@ -199,6 +200,11 @@ def start_batch(target: str, *, profile_name: str | None, run_local: bool,
             config, **build, **({} if run_local else {"digest": remote_base_digest(host)}))
         image = session_image(inputs, host, profile, progress=build_progress or say)
         say(f"image {'found in the cache' if image.cached else 'built'}: {image.path}")
+        if options.check_gpu:
+            from ..gpu.check import require_gpu
+
+            require_gpu(host, profile, config_name=config.name, image_path=str(image.path),
+                        folders=folders, resources=options.resources, say=say)
         if folders.upload is not None:
             local_dir, dest = folders.upload
             upload_data(host, local_dir, f"{folders.data}/{dest}", say=say)

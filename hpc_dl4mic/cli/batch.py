@@ -62,6 +62,8 @@ def batch_group() -> None:
 @click.option("--upload", metavar="SRC[:DEST]",
               help="Copy local folder SRC to DATA/DEST first (unchanged files skipped).")
 @resource_options
+@click.option("--check-gpu", is_flag=True,
+              help="Run `check-gpu` first (a short job); submit only when it passes.")
 @accept_host_key_option
 @profile_file_option
 @click.option("-v", "--verbose", is_flag=True, help="Show build output.")
@@ -72,8 +74,9 @@ def batch_submit(target: str, profile_name: str | None, run_local: bool,
                  task_timeout: str | None, retries: int, base: str | None, cpu: bool,
                  notebook: Path | None, requirements: Path | None, ca_certs: Path | None,
                  system_python: bool, data: str | None, results: str | None,
-                 upload: str | None, resources: JobResources, accept_new_host_key: bool,
-                 profile_file: Path | None, verbose: bool, as_json: bool) -> None:
+                 upload: str | None, resources: JobResources, check_gpu: bool,
+                 accept_new_host_key: bool, profile_file: Path | None, verbose: bool,
+                 as_json: bool) -> None:
     """Start a batch run of TARGET's notebook: one task per combination, each checked here
     against the notebook's fields before anything is sent. Prints the run id."""
     from ..batch.launch import BatchOptions, start_batch
@@ -85,7 +88,8 @@ def batch_submit(target: str, profile_name: str | None, run_local: bool,
         options=BatchOptions(params=params, values_file=values_file, sweep_file=sweep_file,
                              skip_sections=skip_sections, resources=resources,
                              max_parallel=max_parallel, task_timeout=task_timeout,
-                             retries=retries, data=data, results=results, upload=upload),
+                             retries=retries, data=data, results=results, upload=upload,
+                             check_gpu=check_gpu),
         accept_new_host_key=accept_new_host_key, say=progress(True),
         build_progress=progress(verbose))
     if as_json:

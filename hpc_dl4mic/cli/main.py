@@ -12,7 +12,7 @@ import sys
 import click
 
 from .. import __version__
-from . import batch, catalogue, images, profiles, sessions
+from . import batch, catalogue, gpu, images, profiles, sessions
 from .common import EXIT_INTERRUPTED, EXIT_USAGE
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "Group", "main"]
@@ -67,7 +67,7 @@ def main(debug: bool) -> None:
     """
 
 
-for _module in (catalogue, images, profiles, sessions, batch):
+for _module in (catalogue, images, profiles, sessions, batch, gpu):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

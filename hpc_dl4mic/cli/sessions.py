@@ -73,6 +73,8 @@ attach_options = apply([
                    "unchanged files skipped); the notebook sees it at /data/DEST.")
 @resource_options
 @attach_options
+@click.option("--check-gpu", is_flag=True,
+              help="Run `check-gpu` first (a short job); submit only when it passes.")
 @accept_host_key_option
 @profile_file_option
 @click.option("-v", "--verbose", is_flag=True, help="Show build output.")
@@ -82,7 +84,7 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
            data: str | None, results: str | None, upload: str | None,
            resources: JobResources, local_port: int,
            no_browser: bool, cancel_on_exit: bool, ready_timeout: float,
-           forward: tuple[int, ...], tunnel: str,
+           forward: tuple[int, ...], tunnel: str, check_gpu: bool,
            accept_new_host_key: bool, profile_file: Path | None, verbose: bool) -> None:
     """Run TARGET's Jupyter in a SLURM job on the cluster and tunnel it here.
 
@@ -100,7 +102,8 @@ def submit(target: str, profile_name: str | None, run_local: bool, base: str | N
                      ready_timeout=ready_timeout, local_port=local_port, forward=forward),
         accept_new_host_key=accept_new_host_key, say=progress(True),
         build_progress=progress(verbose), on_ready=_on_ready(no_browser),
-        cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel, tunnel=tunnel)
+        cancel_on_exit=cancel_on_exit, ask_cancel=_ask_cancel, tunnel=tunnel,
+        check_gpu=check_gpu)
     exit_for(reason)
 
 

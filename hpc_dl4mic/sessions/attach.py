@@ -240,7 +240,7 @@ def reconnect(session_id: str, *, accept_new_host_key: bool = False,
     session = find_session(session_id)
     if forward:
         session.extra["extra_ports"] = sorted({*extra_ports(session), *forward})
-    if session.extra.get("kind") == "run":
+    if session.extra.get("kind"):  # a command run or a GPU check
         raise InputError(f"session {session.id} is a command run (`hpc-dl4mic run`), not "
                          "Jupyter: see its output with `hpc-dl4mic logs`")
     with session_host(session, accept_new_host_key=accept_new_host_key) as host:

@@ -67,6 +67,26 @@ def follow(host: Host, session: Session, *, write: Say, say: Say,
     return code
 
 
+def submit_command(host: Host, profile: Profile, *, config_name: str, image_path: str,
+                   image_name: str, folders, command: Sequence[str],
+                   sbatch_lines: Sequence[str], profile_file: Path | None = None,
+                   kind: str = RUN_KIND) -> Session:
+    """Submit ``command`` in the image as a job and record it (a session of ``kind``)."""
+    session_id = new_session_id(config_name)
+    session = Session(id=session_id, profile=profile.name, job_id="", config=config_name,
+                      image=image_path, session_dir=f"{folders.work}/sessions/{session_id}",
+                      results_dir=folders.results, data_dir=folders.data, created=time.time(),
+                      profile_file=str(profile_file) if profile_file else None,
+                      extra={"kind": kind, "command": list(command) if kind == RUN_KIND
+                             else list(command)[:1]})
+    script = render_command_script(session, profile, image_name=image_name, command=command,
+                                   sbatch_lines=sbatch_lines)
+    session.job_id = host.scheduler().submit_text(script, session.session_dir,
+                                                  make_dirs=(folders.data, folders.results))
+    save_session(session)
+    return session
+
+
 def start_command(target: str, command: Sequence[str], *, profile_name: str | None,
                   run_local: bool, profile_file: Path | None, build: dict, options: dict,
                   detach: bool, accept_new_host_key: bool, say: Say, build_progress: Say,
@@ -78,7 +98,7 @@ def start_command(target: str, command: Sequence[str], *, profile_name: str | No
     from ..jobs.slurm import sbatch_lines
     from ..remote.hosts import local_profile
     from ..remote.profiles import get_profile
-    from .launch import prepare_folders, session_image, upload_data
+    from .prepare import prepare_folders, session_image, upload_data
 
     if not command:
         raise InputError("no command: give it after `--`, e.g. "
@@ -106,19 +126,10 @@ def start_command(target: str, command: Sequence[str], *, profile_name: str | No
             local_dir, dest = folders.upload
             upload_data(host, local_dir, f"{folders.data}/{dest}", say=say)
             say(f"your data is at /data/{dest} in the container")
-        session_id = new_session_id(config.name)
-        session = Session(id=session_id, profile=profile.name, job_id="", config=config.name,
-                          image=str(image.path),
-                          session_dir=f"{folders.work}/sessions/{session_id}",
-                          results_dir=folders.results, data_dir=folders.data,
-                          created=time.time(),
-                          profile_file=str(profile_file) if profile_file else None,
-                          extra={"kind": RUN_KIND, "command": list(command)})
-        script = render_command_script(session, profile, image_name=inputs.name,
-                                       command=command, sbatch_lines=lines)
-        session.job_id = host.scheduler().submit_text(script, session.session_dir,
-                                                      make_dirs=(folders.data, folders.results))
-        save_session(session)
+        session = submit_command(host, profile, config_name=config.name,
+                                 image_path=str(image.path), image_name=inputs.name,
+                                 folders=folders, command=command, sbatch_lines=lines,
+                                 profile_file=profile_file)
         say(f"submitted job {session.job_id} (run {session.id}); results in "
             f"{session.work_results}")
         if detach:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import InputError
-from ..remote.host import absolute
 from ..remote.hosts import open_host
 from ..remote.profiles import Profile, get_profile
 from .attach import run_attached
@@ -28,78 +26,17 @@ from .options import (
     check_ports,
     parse_upload,
 )
+from .prepare import Folders, prepare_folders, session_image, upload_data
 from .records import Say, Session, new_session_id, save_session
 
 if TYPE_CHECKING:
     from ..remote.host import Host
-
-PATH_CHECK = r"""
-umask 077
-status=0
-while [ $# -gt 0 ]; do
-    opt=$1; path=$2; shift 2
-    if [ -e "$path" ] && [ ! -d "$path" ]; then
-        echo "$opt	$path: not a folder"; status=1; continue
-    fi
-    if ! err=$(mkdir -p -- "$path" 2>&1); then
-        echo "$opt	$path: cannot be created (${err##*: })"; status=1; continue
-    fi
-    if ! probe=$(mktemp "$path/.hpc-dl4mic-probe.XXXXXX" 2>/dev/null); then
-        echo "$opt	$path: not writable"; status=1; continue
-    fi
-    rm -f -- "$probe"
-done
-exit $status
-"""
-
 
 def runs_here(profile: Profile) -> bool:
     """Whether the profile is ``--local``'s: the job runs on this machine."""
     from ..remote.localhost import LOCAL_PROFILE
 
     return profile.name == LOCAL_PROFILE
-
-
-def check_folders(host: Host, folders: list[tuple[str, str]]) -> None:
-    """Make each (option, path) a folder on the host (0700 when new) and check that it is
-    writable: one round trip; the first problem is a one-line error naming the option."""
-    argv = ["sh", "-c", PATH_CHECK, "hpc-dl4mic"]
-    for option, path in folders:
-        argv += [option, path]
-    result = host.run(argv, check=False, timeout=60)
-    if result.returncode != 0:
-        line = (result.stdout.strip() or result.stderr.strip() or "?").splitlines()[0]
-        option, _, problem = line.partition("\t")
-        raise InputError(f"{option} {problem}" if problem else f"data/results folders: {line}")
-
-
-@dataclass(frozen=True)
-class Folders:
-    """A session's folders on the host, resolved and checked before anything is built."""
-
-    work: str
-    data: str
-    results: str
-    upload: tuple[Path, str] | None = None
-
-
-def prepare_folders(host: Host, profile: Profile, options: SubmitOptions) -> Folders:
-    """Resolve ``--data``/``--results`` on the host (``~`` its home, a relative path under
-    its working folder), make them and check that they are writable folders: each problem
-    is a one-line error naming the option."""
-    home = host.home()
-    cwd = host.cwd()
-    work = profile.remote_work_dir(home)
-    data_dir = absolute(options.data or profile.data_dir or f"{work}/data", home=home, cwd=cwd)
-    results_dir = absolute(options.results or profile.results_dir or f"{work}/results",
-                           home=home, cwd=cwd)
-    for option, path in (("--data", data_dir), ("--results", results_dir)):
-        if any(c in path for c in ",:\n"):
-            raise InputError(f"{option} {path}: a data/results path may not contain ',' or ':' "
-                             "(apptainer --bind syntax)")
-    upload = parse_upload(options.upload) if options.upload else None
-    check_folders(host, [("--data", data_dir), ("--results", results_dir)])
-    return Folders(work=work, data=data_dir, results=results_dir, upload=upload)
 
 
 def render_job_script(session: Session, profile: Profile, *, image_name: str,
@@ -115,26 +52,6 @@ def render_job_script(session: Session, profile: Profile, *, image_name: str,
         data_dir=session.data_dir, results_dir=session.results_dir, notebook=session.notebook,
         ready_timeout=ready_timeout, modules=profile.modules, bind_host=bind_host,
         offline=not getattr(profile, "node_internet", False))
-
-
-def session_image(inputs, host: Host, profile: Profile, *, progress: Say):
-    """The session's image in the profile's cache on its host (this machine's cache for
-    ``--local``), built there when missing."""
-    from ..images.build import build_for_profile
-
-    return build_for_profile(inputs, host, profile, progress=progress)
-
-
-def upload_data(host: Host, local: Path, remote: str, *, say: Say) -> int:
-    """Copy a local folder to ``remote`` on the host (:meth:`Host.put_tree`: changed files
-    only, links left out, checksummed); returns how many files were copied."""
-    local = Path(local).expanduser()
-    if not local.is_dir():
-        raise InputError(f"--upload {local}: not a folder")
-    report = host.put_tree(local, remote)
-    links = f" ({report.links} link(s) left out)" if report.links else ""
-    say(f"uploaded {len(report.copied)} changed file(s) from {local} to {remote}{links}")
-    return len(report.copied)
 
 
 def start_session(inputs, profile: Profile, host: Host, options: SubmitOptions, *, say: Say,
@@ -174,7 +91,8 @@ def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
                       profile_file: Path | None, build: dict, options: dict,
                       accept_new_host_key: bool, say: Say, build_progress: Say,
                       on_ready: Callable[[str], None], cancel_on_exit: bool,
-                      ask_cancel: Callable[[str], bool] | None, tunnel: str) -> str:
+                      ask_cancel: Callable[[str], bool] | None, tunnel: str,
+                      check_gpu: bool = False) -> str:
     """``hpc-dl4mic submit``: check everything that can be checked here, make sure of the
     image, submit, then wait and tunnel (:func:`run_attached`). Returns the reason it ended.
     """
@@ -203,6 +121,12 @@ def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
         folders = prepare_folders(host, profile, opts)
         inputs = prepare_notebook_image(
             config, **build, **({} if run_local else {"digest": remote_base_digest(host)}))
+        if check_gpu:
+            from ..gpu.check import require_gpu
+
+            image = session_image(inputs, host, profile, progress=build_progress)
+            require_gpu(host, profile, config_name=config.name, image_path=str(image.path),
+                        folders=folders, resources=opts.resources, say=say)
         names = [n.split("/", 1)[1] for n in inputs.files if n.startswith("notebooks/")]
         session = start_session(inputs, profile, host, opts, say=say,
                                 profile_file=str(profile_file) if profile_file else None,

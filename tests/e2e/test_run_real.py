@@ -3,6 +3,7 @@ end to end on the local cluster: real sshd, SLURM, apptainer."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import selectors
@@ -129,3 +130,24 @@ def test_an_extra_port_of_the_job_answers_through_the_tunnel(cluster, base_sif, 
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     assert "cancelled job" in err
+
+
+def test_check_gpu_on_fake_gpus_reports_no_nvidia_driver(cluster, base_sif, cluster_profile,
+                                                          state_env):
+    place = ["--profile", "testcluster", "--profile-file", str(cluster_profile)]
+    out = cli(state_env, "check-gpu", str(CONFIG), *place, *image_args(base_sif), "--json")
+    assert out.returncode == 1, out.stderr
+    result = json.loads(out.stdout)
+    checks = {c["what"]: c for c in result["checks"]}
+    assert checks["allocation"]["status"] == "ok"  # the fake gres gave CUDA_VISIBLE_DEVICES
+    assert checks["driver"]["status"] == "FAIL"
+    assert "no NVIDIA driver" in checks["driver"]["detail"]
+    assert result["report"]["env"]["SLURM_JOB_ID"]
+    table = cli(state_env, "check-gpu", str(CONFIG), *place, *image_args(base_sif))
+    assert "driver" in table.stdout and "FAIL" in table.stdout
+    before = cli(state_env, "batch", "list", "--json").stdout
+    refused = cli(state_env, "batch", str(CONFIG), *place, *image_args(base_sif),
+                  "--check-gpu", "-p", "number_of_epochs", "2")
+    assert refused.returncode == 1 and "GPU check failed (nvidia-smi)" in refused.stderr
+    assert "nothing was submitted" in refused.stderr
+    assert cli(state_env, "batch", "list", "--json").stdout == before

@@ -13,7 +13,7 @@ from fakehost import FakeHost
 import hpc_dl4mic.images.build as image_build
 import hpc_dl4mic.remote.hosts as hosts
 import hpc_dl4mic.remote.profiles as profiles
-import hpc_dl4mic.sessions.launch as session_launch
+import hpc_dl4mic.sessions.prepare as session_prepare
 from hpc_dl4mic.batch import launch, results
 from hpc_dl4mic.batch.runs import BatchRun, find_run
 from hpc_dl4mic.batch.status import rows_for, task_state
@@ -56,7 +56,7 @@ def host(tmp_path, monkeypatch) -> FakeHost:
     monkeypatch.setattr(hosts, "open_host", lambda *a, **kw: fake)
     monkeypatch.setattr(profiles, "get_profile", lambda *a, **kw: PROFILE)
     monkeypatch.setattr(image_build, "prepare_notebook_image", lambda *a, **kw: Inputs())
-    monkeypatch.setattr(session_launch, "session_image", lambda *a, **kw: Image())
+    monkeypatch.setattr(session_prepare, "session_image", lambda *a, **kw: Image())
     return fake
 
 

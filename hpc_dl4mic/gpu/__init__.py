@@ -1,0 +1,1 @@
+"""GPU checks: the in-image probe, what its report means, and running it as a job."""

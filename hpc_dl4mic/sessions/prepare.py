@@ -1,0 +1,100 @@
+"""What a job needs on its host before it is submitted, shared by sessions, command runs,
+GPU checks and batch runs: the data and results folders (resolved and checked in one
+round trip), the image in the profile's cache, uploaded data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InputError
+from ..remote.host import absolute
+from .options import SubmitOptions, parse_upload
+from .records import Say
+
+if TYPE_CHECKING:
+    from ..remote.host import Host
+    from ..remote.profiles import Profile
+
+
+PATH_CHECK = r"""
+umask 077
+status=0
+while [ $# -gt 0 ]; do
+    opt=$1; path=$2; shift 2
+    if [ -e "$path" ] && [ ! -d "$path" ]; then
+        echo "$opt	$path: not a folder"; status=1; continue
+    fi
+    if ! err=$(mkdir -p -- "$path" 2>&1); then
+        echo "$opt	$path: cannot be created (${err##*: })"; status=1; continue
+    fi
+    if ! probe=$(mktemp "$path/.hpc-dl4mic-probe.XXXXXX" 2>/dev/null); then
+        echo "$opt	$path: not writable"; status=1; continue
+    fi
+    rm -f -- "$probe"
+done
+exit $status
+"""
+
+
+def check_folders(host: Host, folders: list[tuple[str, str]]) -> None:
+    """Make each (option, path) a folder on the host (0700 when new) and check that it is
+    writable: one round trip; the first problem is a one-line error naming the option."""
+    argv = ["sh", "-c", PATH_CHECK, "hpc-dl4mic"]
+    for option, path in folders:
+        argv += [option, path]
+    result = host.run(argv, check=False, timeout=60)
+    if result.returncode != 0:
+        line = (result.stdout.strip() or result.stderr.strip() or "?").splitlines()[0]
+        option, _, problem = line.partition("\t")
+        raise InputError(f"{option} {problem}" if problem else f"data/results folders: {line}")
+
+
+@dataclass(frozen=True)
+class Folders:
+    """A session's folders on the host, resolved and checked before anything is built."""
+
+    work: str
+    data: str
+    results: str
+    upload: tuple[Path, str] | None = None
+
+
+def prepare_folders(host: Host, profile: Profile, options: SubmitOptions) -> Folders:
+    """Resolve ``--data``/``--results`` on the host (``~`` its home, a relative path under
+    its working folder), make them and check that they are writable folders: each problem
+    is a one-line error naming the option."""
+    home = host.home()
+    cwd = host.cwd()
+    work = profile.remote_work_dir(home)
+    data_dir = absolute(options.data or profile.data_dir or f"{work}/data", home=home, cwd=cwd)
+    results_dir = absolute(options.results or profile.results_dir or f"{work}/results",
+                           home=home, cwd=cwd)
+    for option, path in (("--data", data_dir), ("--results", results_dir)):
+        if any(c in path for c in ",:\n"):
+            raise InputError(f"{option} {path}: a data/results path may not contain ',' or ':' "
+                             "(apptainer --bind syntax)")
+    upload = parse_upload(options.upload) if options.upload else None
+    check_folders(host, [("--data", data_dir), ("--results", results_dir)])
+    return Folders(work=work, data=data_dir, results=results_dir, upload=upload)
+
+
+def session_image(inputs, host: Host, profile: Profile, *, progress: Say):
+    """The session's image in the profile's cache on its host (this machine's cache for
+    ``--local``), built there when missing."""
+    from ..images.build import build_for_profile
+
+    return build_for_profile(inputs, host, profile, progress=progress)
+
+
+def upload_data(host: Host, local: Path, remote: str, *, say: Say) -> int:
+    """Copy a local folder to ``remote`` on the host (:meth:`Host.put_tree`: changed files
+    only, links left out, checksummed); returns how many files were copied."""
+    local = Path(local).expanduser()
+    if not local.is_dir():
+        raise InputError(f"--upload {local}: not a folder")
+    report = host.put_tree(local, remote)
+    links = f" ({report.links} link(s) left out)" if report.links else ""
+    say(f"uploaded {len(report.copied)} changed file(s) from {local} to {remote}{links}")
+    return len(report.copied)
