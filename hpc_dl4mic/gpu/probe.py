@@ -141,17 +141,17 @@ def driver_check() -> dict[str, Any]:
     return out
 
 
-def saxpy(cu: Driver, dev: ctypes.c_int) -> dict[str, Any]:
-    """Run the PTX saxpy on the GPU; compare with the same sum on the CPU."""
+def saxpy(cu: Driver, dev: ctypes.c_int, n: int = N, a: float = 2.0) -> dict[str, Any]:
+    """Run the PTX saxpy ``y = a * x + y`` over ``n`` floats on the GPU; compare with the
+    same sum on the CPU."""
     ctx, module, func = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
     cu.call("cuCtxCreate_v2", ctypes.byref(ctx), 0, dev)
     try:
         started = time.perf_counter()
         cu.call("cuModuleLoadData", ctypes.byref(module), ctypes.c_char_p(SAXPY_PTX.encode()))
         cu.call("cuModuleGetFunction", ctypes.byref(func), module, b"saxpy")
-        x = (ctypes.c_float * N)(*[i * 0.5 for i in range(N)])
-        y = (ctypes.c_float * N)(*[float(N - i) for i in range(N)])
-        a = 2.0
+        x = (ctypes.c_float * n)(*[i * 0.5 for i in range(n)])
+        y = (ctypes.c_float * n)(*[float(n - i) for i in range(n)])
         size = ctypes.sizeof(x)
         dx, dy = ctypes.c_uint64(), ctypes.c_uint64()
         cu.call("cuMemAlloc_v2", ctypes.byref(dx), ctypes.c_size_t(size))
@@ -159,19 +159,19 @@ def saxpy(cu: Driver, dev: ctypes.c_int) -> dict[str, Any]:
         cu.call("cuMemcpyHtoD_v2", dx, x, ctypes.c_size_t(size))
         cu.call("cuMemcpyHtoD_v2", dy, y, ctypes.c_size_t(size))
         params = [ctypes.c_uint64(dx.value), ctypes.c_uint64(dy.value), ctypes.c_float(a),
-                  ctypes.c_uint32(N)]
+                  ctypes.c_uint32(n)]
         argv = (ctypes.c_void_p * 4)(*[ctypes.cast(ctypes.pointer(p), ctypes.c_void_p)
                                        for p in params])
-        cu.call("cuLaunchKernel", func, (N + 255) // 256, 1, 1, 256, 1, 1, 0, None, argv, None)
+        cu.call("cuLaunchKernel", func, (n + 255) // 256, 1, 1, 256, 1, 1, 0, None, argv, None)
         cu.call("cuCtxSynchronize")
-        got = (ctypes.c_float * N)()
+        got = (ctypes.c_float * n)()
         cu.call("cuMemcpyDtoH_v2", got, dy, ctypes.c_size_t(size))
         seconds = time.perf_counter() - started
         cu.call("cuMemFree_v2", dx)
         cu.call("cuMemFree_v2", dy)
-        want = [ctypes.c_float(a * x[i] + y[i]).value for i in range(N)]
-        bad = sum(1 for i in range(N) if abs(got[i] - want[i]) > 1e-3 * max(1.0, abs(want[i])))
-        return {"ok": bad == 0, "elements": N, "mismatches": bad, "seconds": round(seconds, 4),
+        want = [ctypes.c_float(a * x[i] + y[i]).value for i in range(n)]
+        bad = sum(1 for i in range(n) if abs(got[i] - want[i]) > 1e-3 * max(1.0, abs(want[i])))
+        return {"ok": bad == 0, "elements": n, "mismatches": bad, "seconds": round(seconds, 4),
                 "sample": [got[1], want[1]]}
     finally:
         cu.call("cuCtxDestroy_v2", ctx)
