@@ -24,6 +24,19 @@ PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
 UBUNTU_VERSIONS = ("20.04", "22.04")
 DEBIAN_SYSTEM_PYTHON = {"bookworm": "3.11", "trixie": "3.13", "bullseye": "3.9"}
 
+
+def debian_suite_for(python: str) -> str | None:
+    """The Debian suite whose python3 is ``python`` (``3.9`` -> bullseye), or None."""
+    return next((suite for suite, version in DEBIAN_SYSTEM_PYTHON.items()
+                 if version == python), None)
+
+
+def debian_choices() -> str:
+    """``3.9 (debootstrap:bullseye), 3.11 (debootstrap:bookworm), ...`` for messages."""
+    pairs = sorted(DEBIAN_SYSTEM_PYTHON.items(),
+                   key=lambda item: tuple(int(x) for x in item[1].split(".")))
+    return ", ".join(f"{version} (debootstrap:{suite})" for suite, version in pairs)
+
 # (cuda, cudnn, ubuntu) combinations used by the 32 real configs; NVIDIA publishes
 # nvidia/cuda:<cuda>-cudnn<major>-devel-ubuntu<ubuntu> for each.
 CUDA_COMBINATIONS: dict[tuple[str, str], str] = {
@@ -141,14 +154,16 @@ def parse_base(text: str, *, where: str = "--base") -> Base:
         return Base("docker", text[len("docker://"):])
     if text.startswith("localimage:") and len(text) > len("localimage:"):
         return Base("localimage", str(Path(text[len("localimage:"):]).expanduser()))
-    if text.startswith("debootstrap:") and len(text) > len("debootstrap:"):
+    if text == "debootstrap" or text.startswith("debootstrap:"):
         suite, _, mirror = text[len("debootstrap:"):].partition("@")
+        if suite == "":  # the suite whose python3 is the config's python_version
+            return Base("debootstrap", "", mirror or Base.mirror)
         if not re.fullmatch(r"[a-z]+", suite):
             raise InputError(f"{where}: Debian suite {suite!r} is not a suite name like 'bookworm'")
         return Base("debootstrap", suite, mirror or Base.mirror)
     raise InputError(
         f"{where}: {text!r} is not a base; allowed: docker://IMAGE, localimage:PATH.sif, "
-        "debootstrap:SUITE[@MIRROR]"
+        "debootstrap:SUITE[@MIRROR], debootstrap (the suite with the config's Python)"
     )
 
 

@@ -60,22 +60,26 @@ def build(target: str, base: str | None, cpu: bool, notebook: Path | None,
 
 
 @click.command("base")
-@click.option("--suite", default="bookworm", show_default=True, help="Debian suite.")
+@click.option("--suite", help="Debian suite (default: bookworm, or as --python/--for pick).")
+@click.option("--python", metavar="X.Y",
+              help="The suite whose python3 is X.Y (3.9 bullseye, 3.11 bookworm, 3.13 trixie).")
+@click.option("--for", "target", metavar="TARGET",
+              help="The suite whose python3 is TARGET's python_version.")
 @click.option("--mirror", help="Debian mirror URL (default deb.debian.org).")
 @click.option("--ca-certs", type=click.Path(path_type=Path), metavar="DIR",
               help="Site CA certificates (*.crt) to install in the image.")
 @cache_option
 @click.option("-v", "--verbose", is_flag=True, help="Show apptainer's output.")
-def base_cmd(suite: str, mirror: str | None, ca_certs: Path | None, cache_dir: Path | None,
-             verbose: bool) -> None:
+def base_cmd(suite: str | None, python: str | None, target: str | None, mirror: str | None,
+             ca_certs: Path | None, cache_dir: Path | None, verbose: bool) -> None:
     """Build the small offline Debian base image and print its path.
 
     Notebook images start from it with --base localimage:PATH (no registry needed).
     """
     from ..images.targets import build_base
 
-    result = build_base(suite, mirror, ca_certs=ca_certs, cache_dir=cache_dir,
-                        progress=progress(verbose))
+    result = build_base(suite, mirror, python=python, target=target, ca_certs=ca_certs,
+                        cache_dir=cache_dir, progress=progress(verbose))
     click.echo(str(result.path))
 
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import __version__
-from ..catalogue.config import DEBIAN_SYSTEM_PYTHON, Base, NotebookConfig
+from ..catalogue.config import (
+    DEBIAN_SYSTEM_PYTHON,
+    Base,
+    NotebookConfig,
+    debian_choices,
+    debian_suite_for,
+)
 from ..errors import ConfigError, InputError
 from ..templates import render
 from .layout import CA_CERTS, NOTEBOOKS, REQUIREMENTS, ca_cert_file, notebook_file
@@ -60,14 +66,27 @@ def make_spec(config: NotebookConfig, *, base: Base | None = None, gpu: bool = T
     base = base or config.hpc.base or (config.default_base() if gpu else
                                        Base("docker", f"ubuntu:{config.ubuntu_version}"))
     python = config.python_version
+    if base.kind == "debootstrap" and not base.ref:
+        suite = debian_suite_for(python)
+        if suite is None:
+            raise ConfigError(
+                f"{config.path}: config.dl4miceverywhere.python_version: {python}: no Debian "
+                f"suite has it (Debian bases have Python {debian_choices()}); use a docker:// "
+                "CUDA base, or name a suite and accept its Python with --system-python")
+        base = replace(base, ref=suite)
     if base.is_debian:
         system = DEBIAN_SYSTEM_PYTHON.get(base.ref, "3.11") if base.kind == "debootstrap" \
             else DEBIAN_SYSTEM_PYTHON["bookworm"]
         if python != system and not (accept_system_python or config.hpc.accept_system_python):
+            suite = debian_suite_for(python)
+            fits = (f"use --base debootstrap:{suite} (or a localimage: base built with "
+                    f"`hpc-dl4mic base --suite {suite}`)" if suite else
+                    f"no Debian suite has it (Debian bases have Python {debian_choices()}); "
+                    "use a docker:// CUDA base")
             raise ConfigError(
                 f"{config.path}: config.dl4miceverywhere.python_version: {python} is not "
-                f"available on the Debian base {base} (it has Python {system}); use a docker:// "
-                "base, or accept the system Python with --system-python "
+                f"available on the Debian base {base} (it has Python {system}); {fits}, or "
+                "accept the system Python with --system-python "
                 "(config.hpc_dl4mic.accept_system_python: true)")
         python = system
     if notebook_files is None:

@@ -45,11 +45,40 @@ def build_target(target: str, *, options: dict, cache_dir: Path | None = None,
                                  progress=progress, force=force)
 
 
-def build_base(suite: str = "bookworm", mirror: str | None = None, *,
+def base_suite(suite: str | None = None, *, python: str | None = None,
+               target: str | None = None) -> str:
+    """The Debian suite of ``base``: ``suite``, else the one whose python3 is ``python`` or
+    TARGET's ``python_version`` (3.9 bullseye, 3.11 bookworm, 3.13 trixie), else bookworm."""
+    from ..catalogue.config import debian_choices, debian_suite_for, resolve_target
+    from ..errors import InputError
+
+    given = [name for name, value in (("--suite", suite), ("--python", python),
+                                      ("--for", target)) if value]
+    if len(given) > 1:
+        raise InputError(f"{' and '.join(given)}: give one of --suite, --python, --for")
+    if suite:
+        return suite
+    where = f"--python {python}" if python else ""
+    if target:
+        python = resolve_target(target).python_version
+        where = f"--for {target}: its python_version {python}"
+    if not python:
+        return "bookworm"
+    found = debian_suite_for(python)
+    if found is None:
+        raise InputError(f"{where}: no Debian suite has Python {python} (Debian bases have "
+                         f"Python {debian_choices()}); use a docker:// CUDA base instead")
+    return found
+
+
+def build_base(suite: str | None = None, mirror: str | None = None, *,
+               python: str | None = None, target: str | None = None,
                ca_certs: Path | None = None, cache_dir: Path | None = None,
                progress: Progress | None = None) -> BuildResult:
-    """``base``: the small offline Debian base image in this machine's cache."""
-    return build_image(prepare_base_image(suite, mirror, ca_certs=ca_certs),
+    """``base``: the small offline Debian base image in this machine's cache, of the suite
+    :func:`base_suite` picks."""
+    chosen = base_suite(suite, python=python, target=target)
+    return build_image(prepare_base_image(chosen, mirror, ca_certs=ca_certs),
                        ImageCache(cache_dir), progress=progress)
 
 

@@ -423,3 +423,21 @@ def test_interrupted_slurm_build_job_is_cancelled_and_cleaned_up(cluster, base_s
     assert _builds_of(cluster.user, cache_dir) == []
     assert not build_dir.exists()
     assert list(Path(cache_dir).glob("*.sif")) == []
+
+
+def test_base_for_a_python_39_config_is_bullseye_with_its_own_python(cluster, tmp_path):
+    """Offline Python fidelity: `base --for` picks the suite whose python3 is the config's
+    (CARE 3D asks for 3.9: bullseye), cached by key like the bookworm base."""
+    cache = Path(os.environ.get("HPC_DL4MIC_TEST_CACHE", "/var/tmp/hpc-dl4mic-test-cache"))
+    ca = Path("/usr/local/share/ca-certificates")
+    argv = [sys.executable, "-m", "hpc_dl4mic.cli", "base", "--for", "CARE_3D_DL4Mic",
+            "--cache", str(cache), *(["--ca-certs", str(ca)] if any(ca.glob("*.crt")) else [])]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=1500,
+                         stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr[-3000:]
+    sif = out.stdout.strip().splitlines()[-1]
+    assert "debian-bullseye-base-" in sif
+    version = subprocess.run(["apptainer", "exec", sif, "/opt/venv/bin/python", "-c",
+                              "import sys, jupyterlab, papermill; print(sys.version)"],
+                             capture_output=True, text=True, timeout=120, check=True)
+    assert version.stdout.startswith("3.9.")
