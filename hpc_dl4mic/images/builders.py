@@ -158,6 +158,56 @@ def stop_group(host: Host, pid_file: str, notice: Progress) -> None:
                f"(process group {stopped}); removing its build folder")
 
 
+# the squashfs file apptainer is writing (TMPDIR/bundle-temp-*/squashfs-*), newer than the
+# build's definition file: its size is how far the slowest, silent step has got
+SQUASHFS_SIZE = ('find "${APPTAINER_TMPDIR:-${TMPDIR:-/tmp}}" -maxdepth 2 -name "squashfs-*" '
+                 '-newer "$1" -printf "%s\\n" 2>/dev/null | sort -n | tail -1')
+
+
+class Heartbeat:
+    """While a build prints nothing (mksquashfs of a large image takes minutes): one line
+    every ``interval`` seconds with the size of the image being written so far."""
+
+    def __init__(self, host: Host, marker: str, say: Progress, interval: float = 15.0) -> None:
+        import threading
+
+        self.host, self.marker, self.say, self.interval = host, marker, say, interval
+        self.last = time.monotonic()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+    def line(self, text: str) -> None:
+        """A line of the build's own output (the heartbeat stays quiet after it)."""
+        self.last = time.monotonic()
+        self.say(text)
+
+    def size(self) -> int | None:
+        result = self.host.run(["sh", "-c", SQUASHFS_SIZE, "sh", self.marker], check=False,
+                               timeout=30)
+        text = result.stdout.strip()
+        return int(text) if text.isdigit() else None
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.interval):
+            if time.monotonic() - self.last < self.interval:
+                continue
+            try:
+                size = self.size()
+            except Exception:  # noqa: BLE001 - a heartbeat must never break the build
+                size = None
+            self.say(f"creating the image: {size / 2**20:.0f} MiB written so far"
+                     if size else "still building (no output for a while)")
+            self.last = time.monotonic()
+
+
 @dataclass(frozen=True)
 class DirectBuilder:
     """apptainer run on the host: ``here`` or ``login`` (own process group, stopped by
@@ -177,8 +227,9 @@ class DirectBuilder:
         else:
             say(f"building {inputs.name} ({inputs.key[:16]}) with {' '.join(argv[:2])} ...")
         try:
-            result = host.stream(command, on_line=say, cwd=folder, check=False,
-                                 timeout=timeout)
+            with Heartbeat(host, f"{folder}/{inputs.definition_name}", say) as beat:
+                result = host.stream(command, on_line=beat.line, cwd=folder, check=False,
+                                     timeout=timeout)
         except BaseException as exc:
             if own_group:
                 stop_group(host, f"{folder}/{BUILD_PID_FILE}", notice)
