@@ -26,6 +26,7 @@ for a in "$@"; do
   prev=$a
 done
 printf '%s\n' "$@" > "$dir/argv"
+echo "PYTHONPATH=${PYTHONPATH:-} NOUSERSITE=${APPTAINERENV_PYTHONNOUSERSITE:-}" > "$dir/env"
 case "$FAKE_MODE" in
   ok) echo "{\"index\": $index, \"state\": \"completed\"}" > "$dir/status.json"; exit 0 ;;
   fail) echo "container did not start" >&2; exit 255 ;;
@@ -73,7 +74,7 @@ def test_the_script_is_valid_bash_with_the_array_and_the_signal(tmp_path):
 
 
 def test_without_slurm_every_task_runs_one_after_another(tmp_path):
-    proc = start(tmp_path, script_for(tmp_path), "ok")
+    proc = start(tmp_path, script_for(tmp_path), "ok", PYTHONPATH="/host/site-packages")
     out = proc.communicate(timeout=30)[0]
     assert proc.returncode == 0, out
     assert [status(tmp_path, i)["state"] for i in range(3)] == ["completed"] * 3
@@ -81,6 +82,9 @@ def test_without_slurm_every_task_runs_one_after_another(tmp_path):
     assert argv[:2] == ["exec", "--nv"] and "--pwd" in argv and "/results" in argv
     assert argv[argv.index("--index") + 1] == "1" and argv[argv.index("--timeout") + 1] == "30"
     assert f"{tmp_path}/run dir:/hpc-dl4mic-run:ro" in argv[argv.index("--bind") + 1]
+    # the host's Python settings stay out of the container
+    env = (tmp_path / "run dir" / "tasks" / "1" / "env").read_text().strip()
+    assert env == "PYTHONPATH= NOUSERSITE=1"
 
 
 def test_an_array_element_runs_its_own_task_after_the_offset(tmp_path):
