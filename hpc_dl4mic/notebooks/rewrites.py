@@ -200,6 +200,30 @@ def _path_defaults(src: str, data_dir: str, results_dir: str, changes: Changes) 
     return "\n".join(lines)
 
 
+_BASE_PATH_CHECK_RE = re.compile(
+    r"^(?P<indent>[ \t]+)if[ \t]+base_path[ \t]+not[ \t]+in[ \t]+(?P<path>[A-Za-z_]\w*)[ \t]*:")
+KEEP_ABSOLUTE = "# [hpc-dl4mic] absolute paths (/data, /results) are kept as given"
+
+
+def _keep_absolute_paths(src: str) -> str:
+    """The notebooks' path helpers (StarDist 2D's ``check_base_path``) prefix the working
+    directory to any path not under it, so ``/data/x`` became ``/results/data/x``: a helper
+    whose body starts with ``if base_path not in PATH:`` returns an absolute PATH as it is."""
+    if "base_path" not in src:
+        return src
+    lines = src.split("\n")
+    out: list[str] = []
+    for line in lines:
+        m = _BASE_PATH_CHECK_RE.match(line)
+        previous = next((p for p in reversed(out) if p.strip()), "")
+        if m and previous.lstrip().startswith("def ") and previous.rstrip().endswith(":"):
+            path, indent = m.group("path"), m.group("indent")
+            out.append(f"{indent}if __import__('os').path.isabs({path}):  {KEEP_ABSOLUTE}")
+            out.append(f"{indent}    return {path}")
+        out.append(line)
+    return "\n".join(out)
+
+
 @functools.lru_cache(maxsize=1024)
 def common_rewrite(src: str, data_dir: str, results_dir: str,
                    keep_local_installs: bool) -> tuple[str, tuple]:
@@ -210,6 +234,7 @@ def common_rewrite(src: str, data_dir: str, results_dir: str,
     src, checks = offline_safe_version_check(src)
     changes.version_checks += checks
     src = _path_defaults(src, data_dir, results_dir, changes)
+    src = _keep_absolute_paths(src)
     return src, changes.frozen()
 
 
