@@ -168,25 +168,17 @@ def start_batch(target: str, *, profile_name: str | None, run_local: bool,
     upload the data, write the run folder and submit; the run's record."""
     from ..catalogue.config import resolve_target
     from ..catalogue.sources import notebook_path
-    from ..images.build import prepare_notebook_image, remote_base_digest
     from ..images.render import NOTEBOOKS_DIR, notebook_names
     from ..jobs.slurm import sbatch_lines
-    from ..remote.hosts import local_profile, open_host
-    from ..remote.profiles import get_profile
+    from ..remote.hosts import open_host
     from ..sessions.options import SubmitOptions, parse_upload
-    from ..sessions.prepare import prepare_folders, session_image, upload_data
+    from ..sessions.prepare import job_image, job_profile, prepare_folders, upload_folder
 
     task_timeout = check_options(options, run_local=run_local)
     config = resolve_target(target)
-    if run_local:
-        if profile_name:
-            raise InputError("--profile: not used with --local (the tasks run here)")
-        profile = local_profile()
-    elif profile_name:
-        profile = get_profile(profile_name, profile_file)
-    else:
-        raise InputError("name a cluster profile with --profile (or set HPC_DL4MIC_PROFILE), "
-                         "or run on this machine with --local")
+    if run_local and profile_name:
+        raise InputError("--profile: not used with --local (the tasks run here)")
+    profile = job_profile(profile_name, run_local, profile_file)
     if options.upload:
         parse_upload(options.upload)
     sbatch_lines(profile, options.resources)  # resource values are checked before anything remote
@@ -196,19 +188,13 @@ def start_batch(target: str, *, profile_name: str | None, run_local: bool,
     with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
         folders = prepare_folders(host, profile, SubmitOptions(
             data=options.data, results=options.results, upload=options.upload))
-        inputs = prepare_notebook_image(
-            config, **build, **({} if run_local else {"digest": remote_base_digest(host)}))
-        image = session_image(inputs, host, profile, progress=build_progress or say)
-        say(f"image {'found in the cache' if image.cached else 'built'}: {image.path}")
+        _, image = job_image(host, profile, config, build, say=say, progress=build_progress)
         if options.check_gpu:
             from ..gpu.check import require_gpu
 
             require_gpu(host, profile, config_name=config.name, image_path=str(image.path),
                         folders=folders, resources=options.resources, say=say)
-        if folders.upload is not None:
-            local_dir, dest = folders.upload
-            upload_data(host, local_dir, f"{folders.data}/{dest}", say=say)
-            say(f"your data is at /data/{dest} in the notebook")
+        upload_folder(host, folders, say=say, seen_in="the notebook")
         run_id = new_run_id(config.name)
         notebook = (f"{IN_IMAGE_RUN_DIR}/{NOTEBOOK_FILE}" if notebook_text is not None
                     else f"{NOTEBOOKS_DIR}/{notebook_names(config)[1]}")

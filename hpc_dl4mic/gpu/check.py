@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import InputError, RemoteError
+from ..errors import RemoteError
 from .verdicts import FAIL, Check, parse_report, passed, verdicts
 
 if TYPE_CHECKING:
@@ -68,29 +68,19 @@ def check_gpu(target: str, *, profile_name: str | None, run_local: bool,
               build_progress: Say | None = None) -> tuple[list[Check], dict | None]:
     """``hpc-dl4mic check-gpu TARGET``: (the checks, the probe's raw report)."""
     from ..catalogue.config import resolve_target
-    from ..images.build import prepare_notebook_image, remote_base_digest
     from ..jobs.slurm import sbatch_lines
-    from ..remote.hosts import local_profile, open_host
-    from ..remote.profiles import get_profile
+    from ..remote.hosts import open_host
     from ..sessions.options import SubmitOptions, check_local_options
-    from ..sessions.prepare import prepare_folders, session_image
+    from ..sessions.prepare import job_image, job_profile, prepare_folders
 
     config = resolve_target(target)
     if run_local:
         check_local_options(SubmitOptions(resources=resources), profile_name=profile_name)
-        profile = local_profile()
-    elif profile_name:
-        profile = get_profile(profile_name, profile_file)
-    else:
-        raise InputError("name a cluster profile with --profile (or set HPC_DL4MIC_PROFILE), "
-                         "or check this machine with --local")
+    profile = job_profile(profile_name, run_local, profile_file)
     sbatch_lines(profile, check_resources(profile, resources))  # checked before connecting
     with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
         folders = prepare_folders(host, profile, SubmitOptions())
-        inputs = prepare_notebook_image(
-            config, **build, **({} if run_local else {"digest": remote_base_digest(host)}))
-        image = session_image(inputs, host, profile, progress=build_progress or say)
-        say(f"image {'found in the cache' if image.cached else 'built'}: {image.path}")
+        _, image = job_image(host, profile, config, build, say=say, progress=build_progress)
         return run_check(host, profile, config_name=config.name, image_path=str(image.path),
                          folders=folders, resources=resources, say=say)
 

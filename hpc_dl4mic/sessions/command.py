@@ -94,11 +94,8 @@ def start_command(target: str, command: Sequence[str], *, profile_name: str | No
     """``hpc-dl4mic run``: check here, make sure of the image, submit; unless ``detach``,
     follow the log to the end. (session, exit code of the command or None)."""
     from ..catalogue.config import resolve_target
-    from ..images.build import prepare_notebook_image, remote_base_digest
     from ..jobs.slurm import sbatch_lines
-    from ..remote.hosts import local_profile
-    from ..remote.profiles import get_profile
-    from .prepare import prepare_folders, session_image, upload_data
+    from .prepare import job_image, job_profile, prepare_folders, upload_folder
 
     if not command:
         raise InputError("no command: give it after `--`, e.g. "
@@ -107,25 +104,15 @@ def start_command(target: str, command: Sequence[str], *, profile_name: str | No
     config = resolve_target(target)
     if run_local:
         check_local_options(opts, profile_name=profile_name)
-        profile = local_profile()
-    elif profile_name:
-        profile = get_profile(profile_name, profile_file)
-    else:
-        raise InputError("name a cluster profile with --profile (or set HPC_DL4MIC_PROFILE), "
-                         "or run on this machine with --local")
+    profile = job_profile(profile_name, run_local, profile_file)
     if opts.upload:
         parse_upload(opts.upload)
     lines = sbatch_lines(profile, opts.resources)
     with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
         folders = prepare_folders(host, profile, opts)
-        inputs = prepare_notebook_image(
-            config, **build, **({} if run_local else {"digest": remote_base_digest(host)}))
-        image = session_image(inputs, host, profile, progress=build_progress)
-        say(f"image {'found in the cache' if image.cached else 'built'}: {image.path}")
-        if folders.upload is not None:
-            local_dir, dest = folders.upload
-            upload_data(host, local_dir, f"{folders.data}/{dest}", say=say)
-            say(f"your data is at /data/{dest} in the container")
+        inputs, image = job_image(host, profile, config, build, say=say,
+                                  progress=build_progress)
+        upload_folder(host, folders, say=say, seen_in="the container")
         session = submit_command(host, profile, config_name=config.name,
                                  image_path=str(image.path), image_name=inputs.name,
                                  folders=folders, command=command, sbatch_lines=lines,

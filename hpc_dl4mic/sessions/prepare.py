@@ -98,3 +98,40 @@ def upload_data(host: Host, local: Path, remote: str, *, say: Say) -> int:
     links = f" ({report.links} link(s) left out)" if report.links else ""
     say(f"uploaded {len(report.copied)} changed file(s) from {local} to {remote}{links}")
     return len(report.copied)
+
+
+def job_profile(profile_name: str | None, run_local: bool,
+                profile_file: Path | None = None) -> Profile:
+    """The profile a job command runs with: ``--local``'s pseudo-profile, the named one,
+    or an error saying how to name one (option checks for --local come first)."""
+    from ..remote.hosts import local_profile
+    from ..remote.profiles import get_profile
+
+    if run_local:
+        return local_profile()
+    if profile_name:
+        return get_profile(profile_name, profile_file)
+    raise InputError("name a cluster profile with --profile (or set HPC_DL4MIC_PROFILE), "
+                     "or run on this machine with --local")
+
+
+def job_image(host: Host, profile: Profile, config, build: dict, *, say: Say,
+              progress: Say | None = None):
+    """(inputs, image) of ``config`` for a job on ``host``: keyed where the image is used
+    (a localimage base read on the host), found in or built into the profile's cache."""
+    from ..images.build import prepare_notebook_image, remote_base_digest
+
+    inputs = prepare_notebook_image(
+        config, **build, **({} if host.local else {"digest": remote_base_digest(host)}))
+    image = session_image(inputs, host, profile, progress=progress or say)
+    say(f"image {'found in the cache' if image.cached else 'built'}: {image.path}")
+    return inputs, image
+
+
+def upload_folder(host: Host, folders: Folders, *, say: Say, seen_in: str) -> None:
+    """``--upload``, when given: the folder into ``DATA/DEST``; says where ``seen_in`` (the
+    notebook, the container) finds it."""
+    if folders.upload is not None:
+        local_dir, dest = folders.upload
+        upload_data(host, local_dir, f"{folders.data}/{dest}", say=say)
+        say(f"your data is at /data/{dest} in {seen_in}")
