@@ -208,6 +208,7 @@ def run_task(notebook: str, params: dict[str, Any], task_dir: str, *, index: int
     except Stopped as stop:
         signal.setitimer(signal.ITIMER_REAL, 0)
         kill_children()
+        note_stop(notebook, output, f"hpc-dl4mic: task stopped ({stop.state}): {stop.reason}")
         return status.finish(stop.state, {"name": "Stopped", "message": stop.reason})
     except Exception as exc:  # noqa: BLE001 - every failure ends in the status file
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -218,6 +219,30 @@ def run_task(notebook: str, params: dict[str, Any], task_dir: str, *, index: int
         return status.finish(state, error, cell)
     signal.setitimer(signal.ITIMER_REAL, 0)
     return status.finish("completed")
+
+
+def note_stop(notebook: str, output: str, line: str) -> None:
+    """Leave an executed notebook that says why the task stopped.
+
+    A stop can come before papermill saved the output for the first time, or while it was
+    writing it: then the input notebook stands in for it."""
+    try:
+        with open(output, encoding="utf-8") as handle:
+            nb = json.load(handle)
+        nb["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        try:
+            with open(notebook, encoding="utf-8") as handle:
+                nb = json.load(handle)
+        except (OSError, ValueError):
+            return
+    nb.setdefault("cells", []).insert(0, {
+        "cell_type": "markdown", "metadata": {"tags": ["hpc-dl4mic-stop"]},
+        "source": f"**{line}**"})
+    tmp = f"{output}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(nb, handle, indent=1)
+    os.replace(tmp, output)
 
 
 def describe_failure(exc: BaseException, cell: int | None

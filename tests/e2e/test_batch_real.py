@@ -149,8 +149,10 @@ def test_tasks_killed_by_slurm_are_reported_with_the_reason(cluster, base_sif, c
     dest = tmp_path / "fetched"
     assert cli(state_env, "batch", "fetch", run_id, "--dest", str(dest)).returncode == 0
     assert (dest / "tasks" / "0" / "sweep_model" / "training_summary.json").is_file()
-    for index in (1, 2):  # the executed notebook is saved when a task is stopped
-        assert (dest / "tasks" / str(index) / "executed.ipynb").is_file()
+    for index, state in ((1, "cancelled"), (2, "timeout")):
+        # the executed notebook is saved, and says why, however early the task was stopped
+        executed = json.loads((dest / "tasks" / str(index) / "executed.ipynb").read_text())
+        assert f"task stopped ({state})" in executed["cells"][0]["source"]
 
 
 def test_batch_runs_here_with_local(cluster, base_sif, state_env, tmp_path):

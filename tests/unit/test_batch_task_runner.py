@@ -91,3 +91,15 @@ def test_the_runner_imports_only_the_stdlib_at_import_time():
     top |= {n.module.split(".")[0] for n in tree.body
             if isinstance(n, ast.ImportFrom) and n.module}
     assert top <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+def test_a_task_stopped_before_papermill_saved_still_leaves_the_notebook(batch_nb, tmp_path):
+    nb, _ = batch_nb
+    output = tmp_path / "executed.ipynb"
+    task_runner.note_stop(str(nb), str(output), "hpc-dl4mic: task stopped (cancelled): TERM")
+    executed = json.loads(output.read_text())
+    assert "cancelled" in executed["cells"][0]["source"]
+    assert len(executed["cells"]) == len(json.loads(nb.read_text())["cells"]) + 1
+    output.write_text('{"cells": [')  # cut while papermill was writing it
+    task_runner.note_stop(str(nb), str(output), "stopped again")
+    assert json.loads(output.read_text())["cells"][0]["source"] == "**stopped again**"
