@@ -109,6 +109,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import NotebookError
 from .cells import PARAMETERS_MARK, VALUES_FILE, to_batch, to_interactive
+from .internet import guard_internet
 from .params import extract_params, spec_to_dict
 from .rewrites import REMOVED, Changes, common_rewrite, default_path
 from .sections import _removed_cells, _renumber, _src, normalize_sections, section_headings
@@ -203,6 +204,7 @@ def convert(nb: Any, *, mode: str, sections_to_remove: str | Iterable[str] | Non
         src, delta = common_rewrite(_src(cell), data_dir, results_dir, keep_local_installs)
         cell["source"] = src
         changes.add(delta)
+    internet = guard_internet(cells, batch=mode == "batch")
 
     specs = extract_params({"cells": cells})
     if mode == "batch":
@@ -230,6 +232,7 @@ def convert(nb: Any, *, mode: str, sections_to_remove: str | Iterable[str] | Non
         "data_dir": data_dir,
         "results_dir": results_dir,
         "changes": changes.as_dict(),
+        "internet": internet,
         "parameters": [spec_to_dict(s) for s in specs],
     }
     out.cells = cells

@@ -22,7 +22,7 @@ from hpc_dl4mic.notebooks.convert import convert
 from hpc_dl4mic.notebooks.params import ParamSpec
 from hpc_dl4mic.notebooks.versioncheck import VERSION_CHECK_TIMEOUT, offline_safe_version_check
 
-TEMPLATES = ("dirs", "batch_setup", "interactive_setup")
+TEMPLATES = ("dirs", "online", "batch_setup", "interactive_setup")
 CELLCODE = Path(cellcode.__file__).parent
 
 
@@ -75,11 +75,13 @@ def test_interactive_template_names_the_values_file_the_form_cells_mention():
 
 def test_inlined_dirs_block_replaces_the_import_and_its_blank_lines():
     dirs = cellcode.template("dirs")
+    online = cellcode.template("online")
     batch = cellcode.template("batch_setup")
     interactive = cellcode.template("interactive_setup")
-    assert "# otherwise sets its own default, as in Colab.\n" + dirs + "_HPC_DEFAULTS = {}" \
-        in batch
-    assert "import json as _hpc_json\n" + dirs + "HPC_DL4MIC_VALUES_FILE = " in interactive
+    assert "# otherwise sets its own default, as in Colab.\n" + dirs + online \
+        + "_HPC_DEFAULTS = {}" in batch
+    assert "import json as _hpc_json\n" + dirs + online + "HPC_DL4MIC_VALUES_FILE = " \
+        in interactive
 
 
 def test_render_replaces_each_named_assignment_with_the_given_source():

@@ -5,6 +5,7 @@ import datetime as _hpc_datetime
 import json as _hpc_json
 
 from .dirs import HPC_DL4MIC_RESULTS_DIR, _hpc_os  # hpc-dl4mic: inline dirs.py
+from .online import hpc_dl4mic_needs_internet  # hpc-dl4mic: inline online.py  # noqa: F401
 
 HPC_DL4MIC_VALUES_FILE = _hpc_os.path.join(HPC_DL4MIC_RESULTS_DIR, 'widget_values.json')
 HPC_DL4MIC_FORMS = {}
