@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBU
 VENV=${HPC_DL4MIC_DEMO_VENV:-$REPO/.venv-demo}
 DEMO=${HPC_DL4MIC_DEMO_DIR:-$REPO/.demo}
 CACHE=${HPC_DL4MIC_DEMO_CACHE:-/var/tmp/hpc-dl4mic-demo-cache}
-SHARED=${HPC_DL4MIC_SHARED:-$REPO/../shared}
+SHARED=$(realpath -m "${HPC_DL4MIC_SHARED:-$REPO/../shared}")
 NOTEBOOK=$SHARED/seed-data/zerocostdl4mic/Colab_notebooks/StarDist_2D_ZeroCostDL4Mic.ipynb
 TARGET=StarDist_2D_DL4Mic
 SMALL_REQ=$REPO/tests/data/requirements-small.txt
@@ -160,7 +160,7 @@ for _ in $(seq 300); do
 done
 [ "$ended" = 1 ] || die "batch run $RUN not finished after 600 s: hpc-dl4mic batch status $RUN"
 hpc-dl4mic batch status "$RUN" 2>&1 | indent
-hpc-dl4mic batch fetch "$RUN" --dest "$DEMO/runs/$RUN" 2>&1 | indent
+hpc-dl4mic batch fetch "$RUN" --dest "$DEMO/runs/$RUN" 2>&1 | tail -1 | indent
 REPORT=$(hpc-dl4mic batch report "$RUN" --dest "$DEMO/runs/$RUN")
 step "    report: $REPORT"
 
@@ -177,7 +177,8 @@ fi
 
 step "done in $((SECONDS - STARTED)) s. Explore further:"
 cat <<EOF
-    . $DEMO/env                              # the demo's hpc-dl4mic, profile 'demo', sessions
+    . $DEMO/env
+                                             # the demo's hpc-dl4mic, profile 'demo', sessions
     hpc-dl4mic status --all                  # sessions and their jobs
     hpc-dl4mic logs $SESSION
     hpc-dl4mic submit $TARGET --notebook $NOTEBOOK \\
