@@ -715,7 +715,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="hpc-dl4mic-bench-"))
     os.environ["XDG_STATE_HOME"] = str(tmp / "state")  # sessions stay out of the user's state
     from hpc_dl4mic.images.build import build_for_profile
-    from hpc_dl4mic.sessions.records import open_connection
+    from hpc_dl4mic.remote.hosts import open_host
 
     env = cluster_env()
     profile = cluster_profile(env)
@@ -723,8 +723,8 @@ def main() -> int:
     try:
         inputs = image_inputs()
         t = time.perf_counter()
-        conn = open_connection(profile)
-        poll_conn = open_connection(profile)
+        conn = open_host(profile)
+        poll_conn = open_host(profile)
         log(f"SSH connection opened in {time.perf_counter() - t:.3f} s (x2; not timed below)")
         with conn, poll_conn:
             image = build_for_profile(inputs, conn, profile, progress=lambda s: log(s))
