@@ -1,7 +1,7 @@
 """Cache hit of `hpc-dl4mic build`: wall time of a second build of the same input, against
 references measured in the same run.
 
-    python bench/cache_hit.py [--runs 7] [--cache DIR]
+    python bench/cache_hit.py [--runs 7] [--cache DIR] [--json PATH]
 
 Needs apptainer (tests/cluster/up.sh installs one) and the offline Debian base in
 $HPC_DL4MIC_TEST_CACHE (built on first use, ~2.5 min). The first build of the notebook image
@@ -13,7 +13,9 @@ Target: the cache hit <= 0.3 s.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,7 +49,11 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--cache", type=Path, default=Path("/var/tmp/hpc-dl4mic-bench-cache"))
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    if shutil.which("apptainer") is None:
+        sys.exit("cache_hit: apptainer not found on PATH (as root, tests/cluster/up.sh "
+                 "installs one)")
 
     from hpc_dl4mic.images.build import build_image, prepare_base_image
     from hpc_dl4mic.images.cache import ImageCache
@@ -73,6 +79,10 @@ def main() -> None:
           f"ratio {hit[0] / helpcmd[0]:.2f}x")
     print(f"reference  `apptainer inspect`   median {inspect[0]:.3f} s  "
           f"ratio {hit[0] / inspect[0]:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "runs": args.runs, "cache_hit_s": hit, "help_s": helpcmd, "inspect_s": inspect,
+            "target_s": 0.3}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

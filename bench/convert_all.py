@@ -7,12 +7,13 @@ not included. CPU time is printed too: on a busy machine it varies less than wal
 Reference: DL4MicEverywhere's converter, run once per notebook over the same 29 notebooks,
 took 14.8 s on this machine (docs: dl4miceverywhere-format.md).
 
-Usage: python bench/convert_all.py [--mode both|batch|interactive] [--out DIR]
+Usage: python bench/convert_all.py [--mode both|batch|interactive] [--out DIR] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -40,6 +41,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("both", "batch", "interactive"), default="both")
     parser.add_argument("--out", type=Path, help="keep the converted notebooks here")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     modes = ("batch", "interactive") if args.mode == "both" else (args.mode,)
     jobs = pairs()
@@ -80,6 +82,11 @@ def main() -> int:
     print(f"reference: DL4MicEverywhere {REFERENCE_S} s for {n} notebooks (one mode) -> "
           f"{REFERENCE_S / total:.1f}x faster; target <= {TARGET_S} s: "
           f"{'met' if total <= TARGET_S else 'MISSED'}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "notebooks": n, "modes": list(modes), "total_s": total, "cpu_s": cpu,
+            "import_s": imported - started, "per_step_s": per_mode,
+            "reference_s": REFERENCE_S, "target_s": TARGET_S}, indent=1) + "\n")
     return 0
 
 

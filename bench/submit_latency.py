@@ -1,6 +1,7 @@
 """Submit latency: time from sbatch to the Jupyter URL, split into SLURM's, Jupyter's and ours.
 
-Drives the library in-process against the local test cluster (tests/cluster/up.sh) so each
+Drives the library in-process against the local test cluster (as root, tests/cluster/up.sh runs
+first; otherwise the cluster must be up) so each
 phase can be timestamped: the same calls as `hpc-dl4mic submit StarDist_2D_DL4Mic` (submit,
 wait_until_ready, attach), with the image built (or found) before any timing starts.
 Each run is paired with an in-run reference: a hand-written flow with OpenSSH (one
@@ -50,7 +51,6 @@ from hpc_dl4mic.errors import HpcDl4micError  # noqa: E402
 from hpc_dl4mic.jobs.resources import JobResources  # noqa: E402
 from hpc_dl4mic.remote.profiles import Profile  # noqa: E402
 
-CLUSTER_BASE = Path(os.environ.get("HPC_DL4MIC_CLUSTER", "/tmp/hpc-dl4mic-cluster"))
 TEST_CACHE = Path(os.environ.get("HPC_DL4MIC_TEST_CACHE", "/var/tmp/hpc-dl4mic-test-cache"))
 CLUSTER_CACHE = "/var/tmp/hpc-dl4mic-e2e-cluster-cache"
 NOTEBOOK = Path("/work/shared/seed-data/zerocostdl4mic/Colab_notebooks/"
@@ -73,15 +73,11 @@ def log(msg: str) -> None:
 # ------------------------------------------------------------------ set-up
 
 def cluster_env() -> dict[str, str]:
-    path = CLUSTER_BASE / "cluster.env"
-    if not path.is_file():
-        raise BenchError(f"{path}: missing; start the local cluster (tests/cluster/up.sh)")
-    env = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            env[key.strip()] = value.strip()
-    return env
+    """The local cluster's settings; as root, tests/cluster/up.sh runs first (idempotent)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from clusterup import ensure_cluster
+
+    return ensure_cluster()
 
 
 def cluster_profile(env: dict[str, str]) -> Profile:
@@ -719,7 +715,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="hpc-dl4mic-bench-"))
     os.environ["XDG_STATE_HOME"] = str(tmp / "state")  # sessions stay out of the user's state
     from hpc_dl4mic.images.build import build_for_profile
-    from hpc_dl4mic.sessions.records import open_connection
+    from hpc_dl4mic.remote.hosts import open_host
 
     env = cluster_env()
     profile = cluster_profile(env)
@@ -727,8 +723,8 @@ def main() -> int:
     try:
         inputs = image_inputs()
         t = time.perf_counter()
-        conn = open_connection(profile)
-        poll_conn = open_connection(profile)
+        conn = open_host(profile)
+        poll_conn = open_host(profile)
         log(f"SSH connection opened in {time.perf_counter() - t:.3f} s (x2; not timed below)")
         with conn, poll_conn:
             image = build_for_profile(inputs, conn, profile, progress=lambda s: log(s))

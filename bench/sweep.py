@@ -10,7 +10,8 @@ folder, submit (target <= 3 s, exactly one sbatch call, one SSH connection), the
 SshHost.open and SshHost.run. The run is cancelled right after.
 Reference: `for i in 1..N: ssh -o ControlPath=... HOST sbatch --hold job.sh` through one
 OpenSSH ControlMaster opened before timing (a fair, warm loop); its held jobs are cancelled
-with one scancel afterwards. Needs tests/cluster/up.sh and root (as the e2e tier).
+with one scancel afterwards. Needs root (as the e2e tier); runs tests/cluster/up.sh first
+(idempotent).
 """
 
 from __future__ import annotations

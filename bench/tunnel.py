@@ -4,7 +4,10 @@ Both forwards go through the local test cluster's sshd (tests/cluster/up.sh) to 
 TCP server on loopback, in the same run. The server and the measuring client run in their
 own processes, so only the forward itself shares our interpreter.
 
-    python bench/tunnel.py [--size-mb 200] [--connections 200] [--repeat 3] [--json]
+    python bench/tunnel.py [--size-mb 200] [--connections 200] [--repeat 3] [--json [PATH]]
+
+--json alone prints JSON instead of the table; --json PATH prints the table and writes JSON.
+As root it runs tests/cluster/up.sh first (idempotent); otherwise the cluster must be up.
 
 Targets (issue 5): throughput >= 0.9x OpenSSH, new-connection latency <= 2x OpenSSH.
 """
@@ -109,12 +112,11 @@ else:
 
 
 def cluster_env() -> dict[str, str]:
-    base = Path(os.environ.get("HPC_DL4MIC_CLUSTER", "/tmp/hpc-dl4mic-cluster"))
-    env_file = base / "cluster.env"
-    if not env_file.is_file():
-        sys.exit(f"{env_file} not found: bring the test cluster up with tests/cluster/up.sh")
-    pairs = (line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
-    return {k.strip(): v.strip() for k, v in pairs}
+    """The local cluster's settings; as root, tests/cluster/up.sh runs first (idempotent)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from clusterup import ensure_cluster
+
+    return ensure_cluster()
 
 
 def client(port: int, mode: str, arg: int) -> dict:
@@ -162,7 +164,9 @@ def main() -> None:
     ap.add_argument("--size-mb", type=int, default=200)
     ap.add_argument("--connections", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                    help="print the results as JSON instead of the table (no PATH), or also "
+                         "write them to PATH")
     args = ap.parse_args()
     env = cluster_env()
     size = args.size_mb * 1_000_000
@@ -219,10 +223,13 @@ def main() -> None:
     ours, ssh_ = results["ours"], results["openssh"]
     ratios = {"throughput_ours_over_openssh": ours["mb_s"] / ssh_["mb_s"],
               "latency_ours_over_openssh": ours["median_ms"] / ssh_["median_ms"]}
-    if args.json:
-        print(json.dumps({"size_mb": args.size_mb, "connections": args.connections,
-                          "results": results, "ratios": ratios}, indent=2))
+    data = {"size_mb": args.size_mb, "connections": args.connections, "results": results,
+            "ratios": ratios}
+    if args.json == "-":
+        print(json.dumps(data, indent=2))
         return
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
     print(f"tunnel bench: {args.size_mb} MB bulk (median of {args.repeat} interleaved rounds), "
           f"{args.connections} sequential new connections after bulk traffic "
           "(ms: connect + 8-byte request + 16-byte answer; 'to EOF' also waits for the close)")
