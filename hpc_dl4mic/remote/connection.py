@@ -29,6 +29,7 @@ from .sftpops import (
     file_info,
     parse_sha256sum,
     part_path,
+    quiet_prefetch_threads,
     resume_offset,
 )
 from .target import SshTarget, ssh_target
@@ -157,6 +158,7 @@ class SshHost:
 
         with self._lock:
             if self._sftp is None:
+                quiet_prefetch_threads()
                 try:
                     self._sftp = paramiko.SFTPClient.from_transport(self.transport)
                 except (paramiko.SSHException, OSError, EOFError) as exc:
