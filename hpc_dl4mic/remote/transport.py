@@ -99,6 +99,11 @@ def _open_transport(hop: SshTarget, *, via: Any, accept_new_host_key: bool,
         try:
             transport.start_client(timeout=timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
+            if "protocol banner" in str(exc):
+                raise RemoteError(f"ssh {what}: no SSH server answered within {timeout:g} s "
+                                  "(the connection was accepted, but no SSH banner came): "
+                                  "check the host and port, and the network (proxy, VPN?)"
+                                  ) from exc
             raise RemoteError(f"ssh {what}: SSH handshake failed: "
                               f"{_one_line(exc) or type(exc).__name__}") from exc
         key = transport.get_remote_server_key()
