@@ -96,17 +96,20 @@ def _open_transport(hop: SshTarget, *, via: Any, accept_new_host_key: bool,
         sec.ciphers = tuple(c for c in CIPHERS if c in sec.ciphers) or sec.ciphers
         sec.key_types = preferred_key_types(
             sec.key_types, [e for e in entries if e.marker is None and e.matches(name)])
+        silent = RemoteError(f"ssh {what}: no SSH server answered within {timeout:g} s (the "
+                             "connection was accepted, but no SSH handshake followed): check "
+                             "the host and port, and the network (proxy, VPN?)")
         try:
             transport.start_client(timeout=timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             if "protocol banner" in str(exc):
-                raise RemoteError(f"ssh {what}: no SSH server answered within {timeout:g} s "
-                                  "(the connection was accepted, but no SSH banner came): "
-                                  "check the host and port, and the network (proxy, VPN?)"
-                                  ) from exc
+                raise silent from exc
             raise RemoteError(f"ssh {what}: SSH handshake failed: "
                               f"{_one_line(exc) or type(exc).__name__}") from exc
-        key = transport.get_remote_server_key()
+        try:  # start_client returns quietly when its timeout passes mid-handshake
+            key = transport.get_remote_server_key()
+        except paramiko.SSHException as exc:
+            raise silent from exc
         verify_host_key(what, name, key, entries, accept_new_host_key, write_to)
         authenticate(transport, hop, what, kbd_handler)
         transport.set_keepalive(KEEPALIVE_SECONDS)

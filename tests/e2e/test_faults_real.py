@@ -22,7 +22,7 @@ import pytest
 from ownsshd import OwnSshd, free_port
 from seeddata import interactive_signals
 from test_build_real import image_args as build_image_args
-from test_submit_real import api, cli_argv, port_open, read_url, run_cli, submit_args
+from test_submit_real import api, cli_argv, read_url, run_cli, submit_args
 
 pytestmark = pytest.mark.e2e
 
@@ -289,7 +289,7 @@ def test_two_builds_of_one_image_into_one_cache_build_it_once(base_sif, tmp_path
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               stdin=subprocess.DEVNULL) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
-    for proc, (out, err) in zip(procs, outs):
+    for proc, (_out, err) in zip(procs, outs):
         assert proc.returncode == 0, err
     results = [json.loads(out) for out, _ in outs]
     assert results[0]["path"] == results[1]["path"]
