@@ -100,3 +100,92 @@ def test_a_port_that_accepts_but_never_speaks_ssh_is_a_clear_error_within_the_ti
             SshHost.open(SshTarget(alias="x", hostname="127.0.0.1", port=port, user="u",
                                    connect_timeout=1.0), kbd_handler=lambda *a: [])
         assert time.monotonic() - started < 5
+
+
+# -- session records -----------------------------------------------------------------------
+
+def _record(ident: str, created: float):
+    from hpc_dl4mic.sessions.records import Session
+
+    return Session(id=ident, profile="p", job_id=f"{int(created)}", config="C", image="i.sif",
+                   session_dir=f"/w/sessions/{ident}", results_dir="/r", data_dir="/d",
+                   created=created, state="COMPLETED")
+
+
+def _cli(tmp_path, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"),
+           "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    return subprocess.run([sys.executable, "-m", "hpc_dl4mic.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+BROKEN_RECORDS = {
+    "garbage": "\x00\x13not json at all {{{",
+    "truncated": '{"id": "truncated", "profile": "p", "job_id": "1", "con',
+    "array": "[1, 2, 3]",
+    "missing": '{"id": "missing"}',
+    "wrongtype": None,  # a whole record whose `created` is a string
+}
+
+
+def test_status_names_each_broken_record_in_one_line_and_lists_the_others(tmp_path,
+                                                                          monkeypatch):
+    import json
+
+    from hpc_dl4mic.sessions.records import save_session, sessions_dir
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    save_session(_record("good-1", 100.0))
+    save_session(_record("good-2", 200.0))
+    folder = sessions_dir()
+    for name, text in BROKEN_RECORDS.items():
+        if text is None:
+            data = _record(name, 1.0).to_dict()
+            data["created"] = "yesterday"
+            text = json.dumps(data)
+        (folder / f"{name}.json").write_text(text)
+    out = _cli(tmp_path, "status", "--all", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [s["id"] for s in json.loads(out.stdout)] == ["good-2", "good-1"]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == len(BROKEN_RECORDS) and "Traceback" not in out.stderr
+    for name in BROKEN_RECORDS:
+        line = next(line for line in lines if f"{folder / name}.json" in line)
+        assert line.startswith("hpc-dl4mic: session record ") and "is unusable" in line
+    assert any("field 'created' has the wrong type" in line for line in lines)
+    assert any("missing profile" in line for line in lines)
+    table = _cli(tmp_path, "status", "--all")
+    assert "good-1" in table.stdout and "good-2" in table.stdout
+
+
+def test_a_command_on_a_session_whose_record_is_broken_names_the_record(tmp_path,
+                                                                       monkeypatch):
+    from hpc_dl4mic.sessions.records import sessions_dir
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    (sessions_dir() / "C-20261203-101010-abcd.json").write_text("{garbage")
+    for command in ("logs", "connect", "cancel", "fetch", "status"):
+        out = _cli(tmp_path, command, "C-20261203-101010-abcd")
+        assert out.returncode == 2, (command, out.stderr)
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+        assert f"session record {sessions_dir()}/C-20261203-101010-abcd.json is unusable: " \
+               "not JSON" in out.stderr
+
+
+def test_a_deleted_record_or_records_folder_is_a_plain_no_such_session(tmp_path, monkeypatch):
+    import shutil
+
+    from hpc_dl4mic.sessions.records import save_session, sessions_dir
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    save_session(_record("gone-1", 1.0))
+    (sessions_dir() / "gone-1.json").unlink()
+    out = _cli(tmp_path, "logs", "gone-1")
+    assert out.returncode == 2 and "no session 'gone-1'; see `hpc-dl4mic status`" in out.stderr
+    shutil.rmtree(sessions_dir())
+    listed = _cli(tmp_path, "status", "--json")
+    assert listed.returncode == 0 and listed.stdout.strip() == "[]", listed.stderr
