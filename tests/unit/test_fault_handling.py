@@ -189,3 +189,78 @@ def test_a_deleted_record_or_records_folder_is_a_plain_no_such_session(tmp_path,
     shutil.rmtree(sessions_dir())
     listed = _cli(tmp_path, "status", "--json")
     assert listed.returncode == 0 and listed.stdout.strip() == "[]", listed.stderr
+
+
+# -- two builds of one image into one cache -------------------------------------------------
+
+def _publish(cache, name: str, key: str) -> None:
+    from hpc_dl4mic.images.cache import ImageRecord
+
+    sif = cache.sif_path(name, key)
+    sif.write_bytes(b"SIF")
+    cache.record_path(name, key).write_text(
+        ImageRecord(name=name, key=key, sha256="0" * 64, size=3, created=1.0).to_json())
+
+
+def test_a_second_build_of_one_image_waits_and_then_finds_it_cached(tmp_path):
+    import time
+
+    from hpc_dl4mic.catalogue.config import Base
+    from hpc_dl4mic.images.build import BuildInputs, build
+    from hpc_dl4mic.images.cache import ImageCache
+
+    key = "b" * 64
+    inputs = BuildInputs("Y_DL4Mic", "Bootstrap: scratch\n", {}, Base("debootstrap", "bookworm"),
+                         key)
+    cache = ImageCache(tmp_path / "cache")
+    holding, release = threading.Event(), threading.Event()
+
+    def first_build() -> None:
+        with cache.build_lock(inputs.name, key):
+            holding.set()
+            release.wait(10)
+            _publish(cache, inputs.name, key)
+
+    class NoBuilder:
+        fakeroot = True
+
+        def __getattr__(self, name):
+            raise AssertionError("the image was built already: nothing to build")
+
+    said: list[str] = []
+    first = threading.Thread(target=first_build)
+    first.start()
+    assert holding.wait(10)
+    threading.Timer(0.5, release.set).start()
+    started = time.monotonic()
+    result = build(inputs, cache.host, cache, builder=NoBuilder(), progress=said.append)
+    first.join(10)
+    assert result.cached and result.path == cache.sif_path(inputs.name, key)
+    assert time.monotonic() - started >= 0.4  # it waited for the first build
+    assert said and said[0].startswith("waiting for another build of Y_DL4Mic-bbbbbbbbbbbbbbbb")
+    assert list(cache.tmp_dir.iterdir()) == []  # the lock file went with its last holder
+
+
+def test_the_build_lock_is_taken_again_after_its_holder_removed_the_file(tmp_path):
+    from hpc_dl4mic.images.cache import ImageCache
+
+    cache = ImageCache(tmp_path / "cache")
+    order: list[str] = []
+    entered = threading.Event()
+
+    def holder() -> None:
+        with cache.build_lock("Z", "c" * 64):
+            entered.set()
+            order.append("first in")
+            threading.Event().wait(0.3)
+            order.append("first out")
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    entered.wait(10)
+    for _ in range(2):  # the second one waited on a file the first removed
+        with cache.build_lock("Z", "c" * 64):
+            order.append("next in")
+    thread.join(10)
+    assert order == ["first in", "first out", "next in", "next in"]
+    assert list(cache.tmp_dir.iterdir()) == []
