@@ -238,7 +238,8 @@ def test_session_killed_by_slurm_shows_its_state_log_and_keeps_its_results(
     assert any(record["id"] in line and "CANCELLED" in line for line in table.stdout.splitlines())
     logs = run_cli(state_env, "logs", record["id"])
     assert logs.returncode == 0, logs.stderr
-    assert "Jupyter is ready" in logs.stdout and "CANCELLED" in logs.stdout.splitlines()[-1]
+    assert "Jupyter is ready" in logs.stdout
+    assert f"JOB {record['job_id']} ON {cluster.node} CANCELLED AT" in logs.stdout  # SLURM's word
 
     dest = tmp_path / "after-kill"
     fetched = run_cli(state_env, "fetch", record["id"], "--dest", str(dest), timeout=300)
