@@ -143,6 +143,23 @@ def find_session(ident: str) -> Session:
     raise InputError(f"session {ident!r} is ambiguous: {', '.join(s.id for s in matches)}")
 
 
+def open_in_browser(url: str) -> Path:
+    """Open ``url`` (it carries the token) in the browser without putting it in an argv
+    that ``ps`` shows to other users: the browser gets a 0600 page in the 0700 records
+    folder that redirects to it (as Jupyter's own ``jpserver-*-open.html``)."""
+    import html
+    import webbrowser
+    from urllib.parse import urlparse
+
+    port = urlparse(url).port or 0
+    page = atomic_write(sessions_dir() / f"open-{port}.html",
+                        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">\n'
+                        f'<meta http-equiv="refresh" content="0;url={html.escape(url)}">\n'
+                        '</head><body><p>Opening Jupyter ...</p></body></html>\n', mode=0o600)
+    webbrowser.open(page.as_uri())
+    return page
+
+
 def new_session_id(config_name: str) -> str:
     """``<config>-<date>-<time>-<4 hex>``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -264,3 +264,23 @@ def test_the_build_lock_is_taken_again_after_its_holder_removed_the_file(tmp_pat
     thread.join(10)
     assert order == ["first in", "first out", "next in", "next in"]
     assert list(cache.tmp_dir.iterdir()) == []
+
+
+# -- the token and the browser -------------------------------------------------------------
+
+def test_the_browser_gets_a_private_redirect_page_not_the_url_with_the_token(tmp_path,
+                                                                             monkeypatch):
+    import stat
+    import webbrowser
+
+    from hpc_dl4mic.sessions.records import open_in_browser
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    url = "http://127.0.0.1:8765/lab?token=" + "ab" * 32
+    page = open_in_browser(url)
+    assert opened == [page.as_uri()] and "token" not in opened[0]
+    assert stat.S_IMODE(page.stat().st_mode) == 0o600
+    assert stat.S_IMODE(page.parent.stat().st_mode) == 0o700
+    assert 'content="0;url=http://127.0.0.1:8765/lab?token=' + "ab" * 32 in page.read_text()
