@@ -4,6 +4,7 @@ ProxyCommand; handshake, host key check, authentication)."""
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +100,15 @@ def _open_transport(hop: SshTarget, *, via: Any, accept_new_host_key: bool,
         silent = RemoteError(f"ssh {what}: no SSH server answered within {timeout:g} s (the "
                              "connection was accepted, but no SSH handshake followed): check "
                              "the host and port, and the network (proxy, VPN?)")
+        started = time.monotonic()
         try:
             transport.start_client(timeout=timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             if "protocol banner" in str(exc):
+                if time.monotonic() - started < timeout * 0.9:  # closed, not silent
+                    raise RemoteError(f"ssh {what}: the connection was closed before any SSH "
+                                      "banner: not an SSH server, or a proxy or firewall "
+                                      "refused it; check the host and port") from exc
                 raise silent from exc
             raise RemoteError(f"ssh {what}: SSH handshake failed: "
                               f"{_one_line(exc) or type(exc).__name__}") from exc

@@ -284,3 +284,25 @@ def test_the_browser_gets_a_private_redirect_page_not_the_url_with_the_token(tmp
     assert stat.S_IMODE(page.stat().st_mode) == 0o600
     assert stat.S_IMODE(page.parent.stat().st_mode) == 0o700
     assert 'content="0;url=http://127.0.0.1:8765/lab?token=' + "ab" * 32 in page.read_text()
+
+
+def test_a_port_that_closes_at_once_is_not_called_a_timeout():
+    import socket
+
+    from hpc_dl4mic.errors import RemoteError
+    from hpc_dl4mic.remote.connection import SshHost
+    from hpc_dl4mic.remote.target import SshTarget
+
+    with socket.socket() as closing:
+        closing.bind(("127.0.0.1", 0))
+        closing.listen(4)
+        port = closing.getsockname()[1]
+
+        def close_each() -> None:
+            conn, _ = closing.accept()
+            conn.close()
+
+        threading.Thread(target=close_each, daemon=True).start()
+        with pytest.raises(RemoteError, match="the connection was closed before any SSH banner"):
+            SshHost.open(SshTarget(alias="x", hostname="127.0.0.1", port=port, user="u",
+                                   connect_timeout=5.0), kbd_handler=lambda *a: [])
