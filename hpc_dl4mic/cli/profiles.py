@@ -88,6 +88,8 @@ def profile_test(name: str, profile_file: Path | None, accept_new_host_key: bool
 @click.option("--results-dir", help="Default results folder on the cluster.")
 @click.option("--known-hosts", help="known_hosts file for this cluster's host keys.")
 @click.option("--node-internet", is_flag=True, help="The compute nodes have internet.")
+@click.option("--connect-timeout", type=int,
+              help="Seconds to reach the login node before giving up (default 15).")
 @profile_file_option
 def profile_add(name: str, profile_file: Path | None, resources: JobResources,
                 modules: tuple[str, ...], sbatch_extra: tuple[str, ...], **values) -> None:

@@ -34,9 +34,9 @@ def _on_ready(no_browser: bool):
         click.echo(url)
         sys.stdout.flush()
         if not no_browser:
-            import webbrowser
+            from ..sessions.records import open_in_browser
 
-            webbrowser.open(url)
+            open_in_browser(url)
 
     return show
 

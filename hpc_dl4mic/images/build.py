@@ -83,6 +83,8 @@ def build(inputs: BuildInputs, host: Host, cache: ImageCache | Path | str | None
     ``host``; default: this machine's cache), built by ``builder`` (default ``here``) when
     it is not there or ``force`` is given.
 
+    Builds of the same image into one cache on this machine wait for each other
+    (:meth:`ImageCache.build_lock`): the later ones return the image the first built.
     On Ctrl-C, SIGTERM or a timeout the builder stops the build (``notice``, default
     stderr, gets one line saying so) and the build folder is removed before the exception
     propagates. A failed build is a :class:`BuildError` with the tail of its log.
@@ -95,10 +97,14 @@ def build(inputs: BuildInputs, host: Host, cache: ImageCache | Path | str | None
         if record is not None:
             return BuildResult(cache.sif_path(inputs.name, inputs.key), inputs.key,
                                inputs.name, True, time.monotonic() - started)
-    with terminating():
-        path = _build(inputs, host, cache, builder or make_builder("here"),
-                      say=progress or (lambda _line: None), notice=notice or _stderr_notice,
-                      timeout=timeout)
+    say = progress or (lambda _line: None)
+    with terminating(), cache.build_lock(inputs.name, inputs.key, say=say):
+        if not force and cache.lookup(inputs.name, inputs.key) is not None:
+            # built by another process while this one waited for the lock
+            return BuildResult(cache.sif_path(inputs.name, inputs.key), inputs.key,
+                               inputs.name, True, time.monotonic() - started)
+        path = _build(inputs, host, cache, builder or make_builder("here"), say=say,
+                      notice=notice or _stderr_notice, timeout=timeout)
     return BuildResult(path, inputs.key, inputs.name, False, time.monotonic() - started)
 
 

@@ -24,6 +24,8 @@ import os
 import posixpath
 import re
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -288,6 +290,56 @@ class ImageCache:
         path = f"{self.tmp_dir}/{stem}.{os.getpid()}.{time.time_ns()}"
         self.host.makedirs(path, mode=0o700)
         return Path(path)
+
+    @contextmanager
+    def build_lock(self, name: str, key: str, *,
+                   say: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the lock of one image while it is built, so that builds of the same image
+        into this cache run one after the other (the later ones then find it cached).
+
+        On this machine: an exclusive ``flock`` on ``.tmp/<stem>.lock`` (released by the
+        kernel if the process dies; the file is removed by the holder). On a cluster no
+        lock is taken: each build renames its own complete image into place."""
+        if not is_local(self.host):
+            yield
+            return
+        import fcntl
+
+        self.ensure()
+        path = self.tmp_dir / f"{image_stem(name, key)}.lock"
+        waited = False
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, self.file_mode())
+            except PermissionError:  # another member's lock in a shared cache
+                fd = os.open(path, os.O_RDONLY)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if not waited and say is not None:
+                        say(f"waiting for another build of {image_stem(name, key)} into "
+                            f"{self.directory}")
+                    waited = True
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                try:  # the holder before us may have removed the file: lock the new one
+                    same = os.stat(path).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    same = False
+            except BaseException:
+                os.close(fd)
+                raise
+            if same:
+                break
+            os.close(fd)
+        try:
+            yield
+        finally:
+            try:
+                path.unlink()
+            except OSError:
+                pass  # another member's file in a sticky .tmp: prune removes it later
+            os.close(fd)
 
     def add(self, built_sif: Path | str, record: ImageRecord) -> Path:
         """Move a complete image into place (rename, same filesystem) and write its record,

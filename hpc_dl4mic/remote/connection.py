@@ -29,6 +29,7 @@ from .sftpops import (
     file_info,
     parse_sha256sum,
     part_path,
+    quiet_prefetch_threads,
     resume_offset,
 )
 from .target import SshTarget, ssh_target
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from .tunnel import LocalForward
 
 Say = Callable[[str], None]
+DEFAULT_CONNECT_TIMEOUT = 15.0
 
 
 class SshHost:
@@ -63,7 +65,7 @@ class SshHost:
     @classmethod
     def open(cls, target: SshTarget | str, *, accept_new_host_key: bool = False,
              known_hosts: Path | None = None, kbd_handler: KbdHandler | None = None,
-             connect_timeout: float = 15.0) -> SshHost:
+             connect_timeout: float | None = None) -> SshHost:
         """Connect, verify every hop's host key, authenticate; RemoteError on failure.
 
         Host keys are checked against ``known_hosts`` alone when given (new keys are
@@ -71,14 +73,18 @@ class SshHost:
         and /etc/ssh/ssh_known_hosts (new keys go to the first of the first two).
         ``kbd_handler`` answers keyboard-interactive/password/passphrase prompts; by
         default the terminal is asked when stdin is a TTY, and nothing is asked otherwise.
+        ``connect_timeout`` (per hop: TCP connect, then the SSH handshake) defaults to the
+        target's (a profile's ``connect_timeout``, ConnectTimeout in ~/.ssh/config), else
+        15 s.
         """
         if isinstance(target, str):
             target = ssh_target(target)
         if kbd_handler is None and stdin_is_tty():
             kbd_handler = terminal_prompt
+        timeout = connect_timeout or target.connect_timeout or DEFAULT_CONNECT_TIMEOUT
         transports = open_chain(target, accept_new_host_key=accept_new_host_key,
                                 known_hosts=known_hosts, kbd_handler=kbd_handler,
-                                timeout=connect_timeout)
+                                timeout=timeout)
         return cls(target, transports)
 
     def __enter__(self) -> SshHost:
@@ -157,6 +163,7 @@ class SshHost:
 
         with self._lock:
             if self._sftp is None:
+                quiet_prefetch_threads()
                 try:
                     self._sftp = paramiko.SFTPClient.from_transport(self.transport)
                 except (paramiko.SSHException, OSError, EOFError) as exc:

@@ -16,6 +16,7 @@ Profiles live in ``$XDG_CONFIG_HOME/hpc-dl4mic/profiles.yaml`` (or ``--profile-f
         gres: gpu:1
         modules: [apptainer]       # `module load` before apptainer
         node_internet: false       # the compute nodes have internet
+        connect_timeout: 15        # seconds to reach the login node (default 15)
 
 The resource keys (partition ... qos) are :class:`~hpc_dl4mic.jobs.resources.JobResources`'s
 fields, flat at the profile level in the file and grouped in :attr:`Profile.resources`.
@@ -70,6 +71,7 @@ class Profile:
     results_dir: str | None = None
     apptainer: str = "apptainer"
     node_internet: bool = False  # the compute nodes have internet
+    connect_timeout: int | None = None  # seconds for TCP connect + SSH handshake
     builtin: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,10 +93,12 @@ class Profile:
         target = ssh_target(self.host, user=self.user, port=self.port,
                             identity=Path(self.identity).expanduser() if self.identity
                             else None, proxy_jump=self.proxy_jump)
-        if self.known_hosts:
-            from dataclasses import replace
+        from dataclasses import replace
 
+        if self.known_hosts:
             target = replace(target, known_hosts=(Path(self.known_hosts).expanduser(),))
+        if self.connect_timeout:
+            target = replace(target, connect_timeout=float(self.connect_timeout))
         return target
 
     def remote_work_dir(self, home: str) -> str:
@@ -115,7 +119,7 @@ def _expand_remote(path: str, home: str) -> str:
 # The keys of a profile in the file, in order: the resources' fields in place of `resources`.
 PROFILE_KEYS = tuple(k for f in fields(Profile) if f.name not in ("name", "builtin")
                      for k in (RESOURCE_FIELDS if f.name == "resources" else (f.name,)))
-INT_FIELDS = ("port", *INT_RESOURCES)
+INT_FIELDS = ("port", "connect_timeout", *INT_RESOURCES)
 LIST_FIELDS = ("modules", "sbatch_extra")
 BOOL_FIELDS = ("node_internet",)
 STRING_FIELDS = tuple(k for k in PROFILE_KEYS if k not in (*INT_FIELDS, *LIST_FIELDS,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import stat
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,39 @@ class SftpErrors:
             return False
         raise RemoteError(f"ssh {self.display}: cannot {self.op} {self.path}: "
                           f"{_one_line(reason)}") from exc
+
+
+PREFETCH_FRAME = "_prefetch_thread"  # paramiko's SFTPFile read-ahead thread
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+def _in_prefetch_thread(tb: Any) -> bool:
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == PREFETCH_FRAME and "paramiko" in code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def quiet_prefetch_threads() -> None:
+    """Keep paramiko's read-ahead thread from printing a traceback when the connection
+    dies under a download: the download itself then fails with a one-line RemoteError.
+    Exceptions of every other thread still reach the previous ``threading.excepthook``."""
+    global _hook_installed
+    with _hook_lock:
+        if _hook_installed:
+            return
+        previous = threading.excepthook
+
+        def hook(args: Any) -> None:
+            if _in_prefetch_thread(args.exc_traceback):
+                return
+            previous(args)
+
+        threading.excepthook = hook
+        _hook_installed = True
 
 
 def file_info(path: str, attrs: Any) -> FileInfo:

@@ -33,6 +33,7 @@ class SshTarget:
     host_key_alias: str | None = None
     identities_only: bool = False
     proxy_command: str | None = None
+    connect_timeout: float | None = None  # ConnectTimeout (seconds); None: the default
 
     @property
     def display(self) -> str:
@@ -104,8 +105,8 @@ def ssh_target(host: str, *, user: str | None = None, port: int | None = None,
     """Resolve ``host`` (an ~/.ssh/config alias or ``[user@]host[:port]``) to an SshTarget.
 
     HostName, User, Port, IdentityFile, IdentitiesOnly, ProxyJump (a comma-separated
-    chain, each hop resolved through the same config), ProxyCommand, HostKeyAlias and
-    UserKnownHostsFile are read from the config; explicit arguments win over it.
+    chain, each hop resolved through the same config), ProxyCommand, HostKeyAlias,
+    UserKnownHostsFile and ConnectTimeout are read from the config; explicit arguments win over it.
     A missing explicit identity file is an InputError.
     """
     config = _load_ssh_config(ssh_config)
@@ -160,6 +161,15 @@ def _resolve(dest: str, config: Any, *, user: str | None, port: int | None,
         # reached through the previous one.
         hops.append(_resolve(item, config, user=None, port=None, identities=[],
                              proxy_jump=None if i == 0 else "none", depth=depth + 1))
+    connect_timeout: float | None = None
+    if opts.get("connecttimeout"):
+        try:
+            connect_timeout = float(opts["connecttimeout"])
+        except ValueError:
+            raise InputError(f"bad ConnectTimeout in ~/.ssh/config for {alias!r}: give a "
+                             "number of seconds") from None
+        if connect_timeout <= 0:
+            connect_timeout = None  # OpenSSH: 0 or less means the system's own timeout
     proxy_command = opts.get("proxycommand")
     if proxy_command and proxy_command.strip().lower() == "none":
         proxy_command = None
@@ -168,7 +178,7 @@ def _resolve(dest: str, config: Any, *, user: str | None, port: int | None,
         identity_files=tuple(files), proxy_jump=tuple(hops), known_hosts=known,
         host_key_alias=opts.get("hostkeyalias"),
         identities_only=str(opts.get("identitiesonly", "no")).lower() == "yes",
-        proxy_command=None if hops else proxy_command,
+        proxy_command=None if hops else proxy_command, connect_timeout=connect_timeout,
     )
 
 

@@ -4,6 +4,7 @@ ProxyCommand; handshake, host key check, authentication)."""
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +97,25 @@ def _open_transport(hop: SshTarget, *, via: Any, accept_new_host_key: bool,
         sec.ciphers = tuple(c for c in CIPHERS if c in sec.ciphers) or sec.ciphers
         sec.key_types = preferred_key_types(
             sec.key_types, [e for e in entries if e.marker is None and e.matches(name)])
+        silent = RemoteError(f"ssh {what}: no SSH server answered within {timeout:g} s (the "
+                             "connection was accepted, but no SSH handshake followed): check "
+                             "the host and port, and the network (proxy, VPN?)")
+        started = time.monotonic()
         try:
             transport.start_client(timeout=timeout)
         except (paramiko.SSHException, OSError, EOFError) as exc:
+            if "protocol banner" in str(exc):
+                if time.monotonic() - started < timeout * 0.9:  # closed, not silent
+                    raise RemoteError(f"ssh {what}: the connection was closed before any SSH "
+                                      "banner: not an SSH server, or a proxy or firewall "
+                                      "refused it; check the host and port") from exc
+                raise silent from exc
             raise RemoteError(f"ssh {what}: SSH handshake failed: "
                               f"{_one_line(exc) or type(exc).__name__}") from exc
-        key = transport.get_remote_server_key()
+        try:  # start_client returns quietly when its timeout passes mid-handshake
+            key = transport.get_remote_server_key()
+        except paramiko.SSHException as exc:
+            raise silent from exc
         verify_host_key(what, name, key, entries, accept_new_host_key, write_to)
         authenticate(transport, hop, what, kbd_handler)
         transport.set_keepalive(KEEPALIVE_SECONDS)

@@ -67,27 +67,97 @@ def save_session(session: Session) -> None:
                  json.dumps(session.to_dict(), indent=2) + "\n", mode=0o600)
 
 
-def load_sessions() -> list[Session]:
-    """Every recorded session, newest first."""
-    out = []
-    for path in sessions_dir().glob("*.json"):
+# the fields a record must have, and their types (the rest have defaults)
+_REQUIRED = {"id": str, "profile": str, "job_id": str, "config": str, "image": str,
+             "session_dir": str, "results_dir": str, "data_dir": str, "created": (int, float)}
+_OPTIONAL = {"profile_file": (str, type(None)), "node": str, "state": str,
+             "local_port": (int, type(None)), "notebook": str, "end_time": str, "extra": dict}
+
+
+def parse_session(text: str) -> Session:
+    """A record's text as a :class:`Session`; ValueError saying what is wrong with it."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}")
+    for key, value in data.items():
+        kind = _REQUIRED.get(key) or _OPTIONAL[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"field {key!r} has the wrong type ({type(value).__name__})")
+    return Session(**data)
+
+
+def read_records() -> tuple[list[Session], dict[Path, str]]:
+    """Every readable record, newest first, and apart the broken ones with what is wrong."""
+    out: list[Session] = []
+    broken: dict[Path, str] = {}
+    for path in sorted(sessions_dir().glob("*.json")):
         try:
-            out.append(Session(**json.loads(path.read_text())))
-        except (OSError, ValueError, TypeError):
-            continue
-    return sorted(out, key=lambda s: -s.created)
+            out.append(parse_session(path.read_text()))
+        except OSError as exc:
+            broken[path] = f"cannot read it ({exc.strerror or exc})"
+        except (ValueError, UnicodeDecodeError) as exc:
+            broken[path] = str(exc)
+    return sorted(out, key=lambda s: -s.created), broken
+
+
+def broken_record_line(path: Path, problem: str) -> str:
+    """The one-line message about a record that cannot be used."""
+    return (f"session record {path} is unusable: {problem}; it is ignored (delete the file "
+            "if you no longer need the session)")
+
+
+def load_sessions(warn: Say | None = None) -> list[Session]:
+    """Every recorded session, newest first; ``warn`` gets one line per broken record
+    (garbage, truncated, unreadable), which never hides the others."""
+    sessions, broken = read_records()
+    for path, problem in broken.items():
+        if warn is not None:
+            warn(broken_record_line(path, problem))
+    return sessions
 
 
 def find_session(ident: str) -> Session:
-    """A session by id, unique id prefix, or job id."""
-    sessions = load_sessions()
+    """A session by id, unique id prefix, or job id. An id whose record is broken is an
+    error naming the record."""
+    sessions, broken = read_records()
     exact = [s for s in sessions if ident in (s.id, s.job_id)]
     matches = exact or [s for s in sessions if s.id.startswith(ident)]
     if len(matches) == 1:
         return matches[0]
     if not matches:
+        bad = [p for p in broken if p.stem == ident] or \
+              [p for p in broken if p.stem.startswith(ident)]
+        if len(bad) == 1:
+            raise InputError(broken_record_line(bad[0], broken[bad[0]]).replace(
+                "; it is ignored", ""))
         raise InputError(f"no session {ident!r}; see `hpc-dl4mic status`")
     raise InputError(f"session {ident!r} is ambiguous: {', '.join(s.id for s in matches)}")
+
+
+def open_in_browser(url: str) -> Path:
+    """Open ``url`` (it carries the token) in the browser without putting it in an argv
+    that ``ps`` shows to other users: the browser gets a 0600 page in the 0700 records
+    folder that redirects to it (as Jupyter's own ``jpserver-*-open.html``)."""
+    import html
+    import webbrowser
+    from urllib.parse import urlparse
+
+    port = urlparse(url).port or 0
+    page = atomic_write(sessions_dir() / f"open-{port}.html",
+                        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">\n'
+                        f'<meta http-equiv="refresh" content="0;url={html.escape(url)}">\n'
+                        '</head><body><p>Opening Jupyter ...</p></body></html>\n', mode=0o600)
+    webbrowser.open(page.as_uri())
+    return page
 
 
 def new_session_id(config_name: str) -> str:

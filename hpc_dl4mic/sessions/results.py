@@ -115,7 +115,7 @@ def fetch(host: Host, session: Session, dest: Path, *, say: Say) -> list[Path]:
 def list_sessions(session_id: str | None, *, show_all: bool, warn: Say) -> list[Session]:
     """``status``: one session or all, their states refreshed; ended ones only with
     ``show_all`` (or when named)."""
-    sessions = [find_session(session_id)] if session_id else load_sessions()
+    sessions = [find_session(session_id)] if session_id else load_sessions(warn)
     refresh_all(sessions, warn=warn)
     if show_all or session_id:
         return sessions
