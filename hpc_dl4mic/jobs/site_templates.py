@@ -14,6 +14,7 @@ part (:func:`check_template`) runs before anything is sent to the cluster.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,8 @@ def template_path(profile: Profile, key: str) -> Path | None:
     path = Path(value).expanduser()
     if not path.is_absolute():
         source = getattr(profile, "source", None)
-        path = (Path(source).expanduser().parent if source else Path.cwd()) / path
+        path = Path(os.path.abspath((Path(source).expanduser().parent if source
+                                     else Path.cwd()) / path))
     return path
 
 
