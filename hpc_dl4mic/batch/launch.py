@@ -185,6 +185,8 @@ def start_batch(target: str, *, profile_name: str | None, run_local: bool,
         parse_upload(options.upload)
     sbatch_lines(profile, options.resources)  # resource values are checked before anything remote
     check_job_templates(profile, "batch_template")  # and the site's job-script templates
+    if options.check_gpu:
+        check_job_templates(profile, "command_template")
     tasks, varying, notebook_text = plan(config, notebook_path(config, build.get("notebook")),
                                          options)
     say(f"{len(tasks)} task(s)" + (f", varying {', '.join(varying)}" if varying else ""))

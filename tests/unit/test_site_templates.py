@@ -262,3 +262,16 @@ def test_job_commands_refuse_a_broken_template_before_connecting(tmp_path, monke
                env={"XDG_CONFIG_HOME": str(tmp_path / "cfg"),
                     "XDG_STATE_HOME": str(tmp_path / "state"),
                     "XDG_CACHE_HOME": str(tmp_path / "cache")}), cwd=tmp_path)
+
+
+def test_the_readme_example_renders_a_command_job_with_its_additions(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("```jinja\n", 1)[1].split("```", 1)[0]
+    write(tmp_path / "cfg" / "command.j2", example)
+    profile = profile_with(tmp_path, command_template="command.j2")
+    st.check_job_templates(profile, "command_template")
+    lines = render_command_script(session(tmp_path), profile, image_name="X", command=["true"],
+                                  sbatch_lines=["--time=01:00:00"]).splitlines()
+    assert lines[lines.index("#SBATCH --time=01:00:00") + 1] == "#SBATCH --constraint=a100"
+    assert lines[lines.index("module purge") + 1] == "module load apptainer"
+    assert any(ln.startswith("srun --kill-on-bad-exit=1 apptainer exec --nv") for ln in lines)
