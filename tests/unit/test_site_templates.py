@@ -275,3 +275,13 @@ def test_the_readme_example_renders_a_command_job_with_its_additions(tmp_path):
     assert lines[lines.index("#SBATCH --time=01:00:00") + 1] == "#SBATCH --constraint=a100"
     assert lines[lines.index("module purge") + 1] == "module load apptainer"
     assert any(ln.startswith("srun --kill-on-bad-exit=1 apptainer exec --nv") for ln in lines)
+
+
+def test_a_site_template_includes_a_file_beside_it_and_a_builtin(tmp_path):
+    write(tmp_path / "cfg" / "common.j2", "module purge\n")
+    write(tmp_path / "cfg" / "job.j2", '{% extends "slurm_templates/jupyter.sbatch.j2" %}\n'
+          '{% block setup %}{% include "common.j2" %}{{ super() }}{% endblock %}\n')
+    profile = profile_with(tmp_path, job_template="job.j2")
+    lines = render_job_script(session(tmp_path), profile, image_name="X",
+                              sbatch_lines=[]).splitlines()
+    assert lines[lines.index("module purge") + 1] == "module load apptainer"
