@@ -113,16 +113,17 @@ def runner_code() -> str:
 def render_array_script(run: BatchRun, profile: Profile, *, image_name: str,
                         sbatch_lines: Sequence[str], offset: int, indices: Sequence[int],
                         array: str, time_limit: str | None) -> str:
-    from ..jobs.slurm import render_template
+    """A job array's script: the profile's ``batch_template`` or the built-in."""
+    from ..jobs.site_templates import job_template, render_job
 
-    return render_template(
-        "batch_array.sbatch.j2", job_name=f"hpc-dl4mic-batch-{run.config}"[:60],
+    return render_job(job_template(profile, "batch_template"), dict(
+        job_name=f"hpc-dl4mic-batch-{run.config}"[:60],
         run_dir=run.run_dir, run_id=run.id, image=run.image, image_name=image_name,
         data_dir=run.data_dir, notebook=run.notebook, offset=offset, array=array,
         indices=" ".join(str(i) for i in indices), task_timeout=run.task_timeout,
         retries=run.retries, signal_seconds=signal_seconds(time_limit),
         sbatch_lines=list(sbatch_lines), modules=profile.modules, tool_version=__version__,
-        offline=not getattr(profile, "node_internet", False))
+        offline=not getattr(profile, "node_internet", False)))
 
 
 def submit_tasks(host: Host, run: BatchRun, profile: Profile, indices: Sequence[int], *,
@@ -169,6 +170,7 @@ def start_batch(target: str, *, profile_name: str | None, run_local: bool,
     from ..catalogue.config import resolve_target
     from ..catalogue.sources import notebook_path
     from ..images.render import NOTEBOOKS_DIR, notebook_names
+    from ..jobs.site_templates import check_job_templates
     from ..jobs.slurm import sbatch_lines
     from ..remote.hosts import open_host
     from ..sessions.options import SubmitOptions, parse_upload
@@ -182,6 +184,9 @@ def start_batch(target: str, *, profile_name: str | None, run_local: bool,
     if options.upload:
         parse_upload(options.upload)
     sbatch_lines(profile, options.resources)  # resource values are checked before anything remote
+    check_job_templates(profile, "batch_template")  # and the site's job-script templates
+    if options.check_gpu:
+        check_job_templates(profile, "command_template")
     tasks, varying, notebook_text = plan(config, notebook_path(config, build.get("notebook")),
                                          options)
     say(f"{len(tasks)} task(s)" + (f", varying {', '.join(varying)}" if varying else ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -34,20 +35,40 @@ def profile_list(profile_file: Path | None, as_json: bool) -> None:
         click.echo(f"{p.name:<16} {where}{'  (built-in)' if p.builtin else ''}")
 
 
+def _from_here(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A template path given here: relative means from the current folder (saved absolute);
+    ``~`` is kept as written."""
+    if not value or value.startswith("~") or os.path.isabs(value):
+        return value
+    return os.path.abspath(value)
+
+
+def template_options(command):
+    """``--job-template``, ``--batch-template``, ``--command-template``, ``--build-template``."""
+    for key, what in reversed((("job", "submit's Jupyter job"), ("batch", "batch's job array"),
+                               ("command", "run's and check-gpu's job"),
+                               ("build", "a SLURM build job"))):
+        command = click.option(f"--{key}-template", f"{key}_template", metavar="FILE",
+                               callback=_from_here,
+                               help=f"Site Jinja template for {what} (extends the built-in "
+                                    "or replaces it).")(command)
+    return command
+
+
 @profile_group.command("show")
 @click.argument("name")
 @profile_file_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def profile_show(name: str, profile_file: Path | None, as_json: bool) -> None:
     """Show one profile."""
-    from ..remote.profiles import get_profile
+    from ..remote.profiles import get_profile, profile_rows
 
-    data = get_profile(name, profile_file).to_dict()
+    profile = get_profile(name, profile_file)
     if as_json:
-        print_json(data)
+        print_json(profile.to_dict())
         return
-    for key, value in data.items():
-        click.echo(f"{key + ':':<14} {value}")
+    for key, shown in profile_rows(profile):
+        click.echo(f"{key + ':':<14} {shown}")
 
 
 @profile_group.command("test")
@@ -90,6 +111,7 @@ def profile_test(name: str, profile_file: Path | None, accept_new_host_key: bool
 @click.option("--node-internet", is_flag=True, help="The compute nodes have internet.")
 @click.option("--connect-timeout", type=int,
               help="Seconds to reach the login node before giving up (default 15).")
+@template_options
 @profile_file_option
 def profile_add(name: str, profile_file: Path | None, resources: JobResources,
                 modules: tuple[str, ...], sbatch_extra: tuple[str, ...], **values) -> None:

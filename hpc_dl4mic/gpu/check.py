@@ -68,6 +68,7 @@ def check_gpu(target: str, *, profile_name: str | None, run_local: bool,
               build_progress: Say | None = None) -> tuple[list[Check], dict | None]:
     """``hpc-dl4mic check-gpu TARGET``: (the checks, the probe's raw report)."""
     from ..catalogue.config import resolve_target
+    from ..jobs.site_templates import check_job_templates
     from ..jobs.slurm import sbatch_lines
     from ..remote.hosts import open_host
     from ..sessions.options import SubmitOptions, check_local_options
@@ -78,6 +79,7 @@ def check_gpu(target: str, *, profile_name: str | None, run_local: bool,
         check_local_options(SubmitOptions(resources=resources), profile_name=profile_name)
     profile = job_profile(profile_name, run_local, profile_file)
     sbatch_lines(profile, check_resources(profile, resources))  # checked before connecting
+    check_job_templates(profile, "command_template")
     with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
         folders = prepare_folders(host, profile, SubmitOptions())
         _, image = job_image(host, profile, config, build, say=say, progress=build_progress)

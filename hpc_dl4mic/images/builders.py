@@ -24,6 +24,7 @@ from ..errors import CommandError, InputError
 
 if TYPE_CHECKING:
     from ..jobs.scheduler import Scheduler
+    from ..jobs.site_templates import JobTemplate
     from ..remote.host import Host
     from ..remote.runner import LocalRunner
     from .inputs import BuildInputs
@@ -270,23 +271,25 @@ def _log_since(host: Host, path: str, offset: int) -> bytes:
 
 @dataclass(frozen=True)
 class SlurmBuilder:
-    """A build job (``#SBATCH`` lines without GPUs), submitted and waited for."""
+    """A build job (``#SBATCH`` lines without GPUs), submitted and waited for; its script
+    from ``template`` (a profile's ``build_template``) or the built-in."""
 
     sbatch_lines: tuple[str, ...] = ()
     apptainer: Apptainer = Apptainer()
     fakeroot: bool | None = None
     poll: float = 2.0
     kind: str = "slurm"
+    template: JobTemplate | None = None
 
     def run(self, host: Host, inputs: BuildInputs, folder: str, argv: list[str], *,
             say: Progress, notice: Progress, timeout: float | None) -> Outcome:
-        from ..jobs.slurm import render_template
+        from ..jobs.site_templates import job_template, render_job
 
         log_path, script_path = f"{folder}/{BUILD_LOG}", f"{folder}/{BUILD_SCRIPT}"
-        script = render_template(
-            "build.sbatch.j2", job_name=f"build-{inputs.name}"[:60], log_path=log_path,
+        script = render_job(self.template or job_template(None, "build_template"), dict(
+            job_name=f"build-{inputs.name}"[:60], log_path=log_path,
             sbatch_lines=list(self.sbatch_lines), image_name=inputs.name, key=inputs.key,
-            context_dir=folder, modules=list(self.apptainer.modules), build_argv=argv)
+            context_dir=folder, modules=list(self.apptainer.modules), build_argv=argv))
         host.write_file(script_path, script, mode=0o700)
         say(f"submitting a SLURM build job for {inputs.name} ...")
         scheduler = host.scheduler()
@@ -334,13 +337,15 @@ class SlurmBuilder:
 
 def make_builder(kind: str = "here", *, apptainer: str = "apptainer",
                  modules: Sequence[str] = (), fakeroot: bool | None = None,
-                 sbatch_lines: Sequence[str] = ()) -> Builder:
-    """The builder the user chose: ``here``, ``login`` or ``slurm``."""
+                 sbatch_lines: Sequence[str] = (),
+                 template: JobTemplate | None = None) -> Builder:
+    """The builder the user chose: ``here``, ``login`` or ``slurm`` (its job script from
+    ``template``, default the built-in)."""
     tool = Apptainer(apptainer, tuple(modules))
     if kind in ("here", "login"):
         return DirectBuilder(kind, tool, fakeroot)
     if kind == "slurm":
-        return SlurmBuilder(tuple(sbatch_lines), tool, fakeroot)
+        return SlurmBuilder(tuple(sbatch_lines), tool, fakeroot, template=template)
     raise InputError(f"--build-on {kind!r}: expected {', '.join(BUILDERS[:-1])} or slurm")
 
 
@@ -348,7 +353,9 @@ def profile_builder(profile, mode: str | None = None, *,
                     fakeroot: bool | None = None) -> Builder:
     """The builder of a cluster profile: ``mode`` or the profile's ``build`` (login or
     slurm), its apptainer and modules; a build job keeps account/partition/time and drops
-    GPUs (the one place that reads the profile's job resources for builds)."""
+    GPUs (the one place that reads the profile's job resources for builds) and is written
+    from the profile's ``build_template`` (checked here, before anything is uploaded)."""
+    from ..jobs.site_templates import check_template, job_template
     from ..jobs.slurm import sbatch_lines
 
     mode = mode or profile.build
@@ -356,5 +363,9 @@ def profile_builder(profile, mode: str | None = None, *,
         raise InputError(f"--build-on {mode!r}: expected login or slurm")
     lines = [line for line in sbatch_lines(profile) if not line.startswith(("--gres", "--gpus"))] \
         if mode == "slurm" else []
+    template = None
+    if mode == "slurm":
+        template = job_template(profile, "build_template")
+        check_template(template)
     return make_builder(mode, apptainer=profile.apptainer, modules=profile.modules,
-                        fakeroot=fakeroot, sbatch_lines=lines)
+                        fakeroot=fakeroot, sbatch_lines=lines, template=template)

@@ -37,6 +37,10 @@ def build_target(target: str, *, options: dict, cache_dir: Path | None = None,
     from ..remote.profiles import get_profile
 
     profile = get_profile(on_profile, profile_file)
+    if (build_on or profile.build) == "slurm" and not definition_only:
+        from ..jobs.site_templates import check_profile_templates
+
+        check_profile_templates(profile, ["build_template"])  # before connecting
     with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
         inputs = prepare_notebook_image(config, digest=remote_base_digest(host), **options)
         if definition_only:

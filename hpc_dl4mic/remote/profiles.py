@@ -72,12 +72,21 @@ class Profile:
     apptainer: str = "apptainer"
     node_internet: bool = False  # the compute nodes have internet
     connect_timeout: int | None = None  # seconds for TCP connect + SSH handshake
+    # site job-script templates (jobs/site_templates.py): as written; a relative path is
+    # from the profiles file's folder (``source``)
+    job_template: str | None = None
+    batch_template: str | None = None
+    command_template: str | None = None
+    build_template: str | None = None
     builtin: bool = field(default=False, compare=False)
+    source: str | None = field(default=None, compare=False)  # the profiles file it came from
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as profiles.yaml holds it: resources flat, unset keys left out."""
         data: dict[str, Any] = {}
         for f in fields(self):
+            if f.name == "source":
+                continue
             value = getattr(self, f.name)
             if f.name == "resources":
                 data.update(value.to_dict())
@@ -117,7 +126,7 @@ def _expand_remote(path: str, home: str) -> str:
 
 
 # The keys of a profile in the file, in order: the resources' fields in place of `resources`.
-PROFILE_KEYS = tuple(k for f in fields(Profile) if f.name not in ("name", "builtin")
+PROFILE_KEYS = tuple(k for f in fields(Profile) if f.name not in ("name", "builtin", "source")
                      for k in (RESOURCE_FIELDS if f.name == "resources" else (f.name,)))
 INT_FIELDS = ("port", "connect_timeout", *INT_RESOURCES)
 LIST_FIELDS = ("modules", "sbatch_extra")
@@ -203,7 +212,7 @@ def _profile(path: Path, name: str, body: Any) -> Profile:
     if not values.get("host"):
         raise InputError(f"{path}: profiles.{name}.host: required (an ssh host or alias)")
     resources = JobResources(**{k: values.pop(k) for k in RESOURCE_FIELDS if k in values})
-    return Profile(name=name, resources=resources,
+    return Profile(name=name, resources=resources, source=str(path),
                    **{k: v for k, v in values.items() if v is not None})
 
 
@@ -309,7 +318,8 @@ def get_profile(name: str, path: Path | None = None, *,
 
 def save_profile(profile: Profile, path: Path | None = None) -> Path:
     """Add or replace ``profile`` in the profiles file (written atomically, mode 0600) after
-    checking it as loading would; the file's other entries are kept as they are."""
+    checking it as loading would, and its site templates (file, syntax, variables); the
+    file's other entries are kept as they are."""
     import yaml
 
     path = _profile_path(path)
@@ -320,11 +330,28 @@ def save_profile(profile: Profile, path: Path | None = None) -> Path:
     body = profile.to_dict()
     body.pop("name", None)
     body.pop("builtin", None)
-    checked = _profile(path, profile.name, body).to_dict()
+    loaded = _profile(path, profile.name, body)
+    from ..jobs.site_templates import TEMPLATE_KEYS, check_profile_templates
+
+    check_profile_templates(loaded, TEMPLATE_KEYS)  # a broken site template saves nothing
+    checked = loaded.to_dict()
     checked.pop("name", None)
     checked.pop("builtin", None)
     doc["profiles"][profile.name] = checked
     return atomic_write(path, yaml.safe_dump(doc, sort_keys=False), mode=0o600)
+
+
+def profile_rows(profile: Profile) -> list[tuple[str, str]]:
+    """``profile show``'s rows: each key and its value as written; a site template's path
+    is followed by the file it names when that differs (a relative or ``~`` path)."""
+    from ..jobs.site_templates import TEMPLATE_KEYS, template_path
+
+    rows = []
+    for key, value in profile.to_dict().items():
+        resolved = template_path(profile, key) if key in TEMPLATE_KEYS else None
+        rows.append((key, f"{value} ({resolved})" if resolved and str(resolved) != value
+                     else f"{value}"))
+    return rows
 
 
 def remove_profile(name: str, path: Path | None = None) -> Path:

@@ -25,20 +25,21 @@ RUN_KIND = "run"
 
 def render_command_script(session: Session, profile: Profile, *, image_name: str,
                           command: Sequence[str], sbatch_lines: Sequence[str]) -> str:
-    """The job script of a command run (pure; every word of the command shell-quoted)."""
+    """The job script of a command run (pure; every word of the command shell-quoted): the
+    profile's ``command_template`` or the built-in."""
     from ..jobs.resources import signal_seconds
-    from ..jobs.slurm import render_template
+    from ..jobs.site_templates import job_template, render_job
 
     time_limit = next((ln.split("=", 1)[1] for ln in sbatch_lines
                        if ln.startswith("--time=")), None)
-    return render_template(
-        "command.sbatch.j2", job_name=f"hpc-dl4mic-run-{session.config}"[:60],
+    return render_job(job_template(profile, "command_template"), dict(
+        job_name=f"hpc-dl4mic-run-{session.config}"[:60],
         session_dir=session.session_dir, sbatch_lines=list(sbatch_lines),
         session_id=session.id, image_name=image_name, tool_version=__version__,
         image=session.image, data_dir=session.data_dir, results_dir=session.results_dir,
         command=list(command), modules=profile.modules,
         signal_seconds=signal_seconds(time_limit),
-        offline=not getattr(profile, "node_internet", False))
+        offline=not getattr(profile, "node_internet", False)))
 
 
 def exit_code(host: Host, session: Session) -> int | None:
@@ -94,6 +95,7 @@ def start_command(target: str, command: Sequence[str], *, profile_name: str | No
     """``hpc-dl4mic run``: check here, make sure of the image, submit; unless ``detach``,
     follow the log to the end. (session, exit code of the command or None)."""
     from ..catalogue.config import resolve_target
+    from ..jobs.site_templates import check_job_templates
     from ..jobs.slurm import sbatch_lines
     from .prepare import job_image, job_profile, prepare_folders, upload_folder
 
@@ -108,6 +110,7 @@ def start_command(target: str, command: Sequence[str], *, profile_name: str | No
     if opts.upload:
         parse_upload(opts.upload)
     lines = sbatch_lines(profile, opts.resources)
+    check_job_templates(profile, "command_template")  # before anything remote
     with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
         folders = prepare_folders(host, profile, opts)
         inputs, image = job_image(host, profile, config, build, say=say,

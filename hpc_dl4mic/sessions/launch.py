@@ -42,16 +42,17 @@ def runs_here(profile: Profile) -> bool:
 def render_job_script(session: Session, profile: Profile, *, image_name: str,
                       sbatch_lines: list[str], ready_timeout: int = 300,
                       bind_host: str = "") -> str:
-    """The sbatch script of a session (pure)."""
-    from ..jobs.slurm import render_template
+    """The sbatch script of a session (pure): the profile's ``job_template`` or the
+    built-in."""
+    from ..jobs.site_templates import job_template, render_job
 
-    return render_template(
-        "jupyter.sbatch.j2", job_name=f"hpc-dl4mic-{session.config}"[:60],
+    return render_job(job_template(profile, "job_template"), dict(
+        job_name=f"hpc-dl4mic-{session.config}"[:60],
         session_dir=session.session_dir, sbatch_lines=sbatch_lines, session_id=session.id,
         image_name=image_name, tool_version=__version__, image=session.image,
         data_dir=session.data_dir, results_dir=session.results_dir, notebook=session.notebook,
         ready_timeout=ready_timeout, modules=profile.modules, bind_host=bind_host,
-        offline=not getattr(profile, "node_internet", False))
+        offline=not getattr(profile, "node_internet", False)))
 
 
 def start_session(inputs, profile: Profile, host: Host, options: SubmitOptions, *, say: Say,
@@ -98,6 +99,7 @@ def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
     """
     from ..catalogue.config import resolve_target
     from ..images.build import prepare_notebook_image, remote_base_digest
+    from ..jobs.site_templates import check_job_templates
     from ..jobs.slurm import sbatch_lines
 
     opts = SubmitOptions(**options)
@@ -117,6 +119,7 @@ def submit_and_attach(target: str, *, profile_name: str | None, run_local: bool,
         parse_upload(opts.upload)
     check_ports(opts.forward)
     sbatch_lines(profile, opts.resources)  # resource values are checked before anything remote
+    check_job_templates(profile, "job_template")  # and the site's job-script templates
     with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
         folders = prepare_folders(host, profile, opts)
         inputs = prepare_notebook_image(
