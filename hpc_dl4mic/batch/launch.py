@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import InputError
+from ..fsutil import safe_name
 from ..jobs.resources import JobResources, signal_seconds, walltime_seconds
 from .arrays import split
 from .runs import (
@@ -116,7 +117,7 @@ def render_array_script(run: BatchRun, profile: Profile, *, image_name: str,
     from ..jobs.slurm import render_template
 
     return render_template(
-        "batch_array.sbatch.j2", job_name=f"hpc-dl4mic-batch-{run.config}"[:60],
+        "batch_array.sbatch.j2", job_name=safe_name(f"hpc-dl4mic-batch-{run.config}"),
         run_dir=run.run_dir, run_id=run.id, image=run.image, image_name=image_name,
         data_dir=run.data_dir, notebook=run.notebook, offset=offset, array=array,
         indices=" ".join(str(i) for i in indices), task_timeout=run.task_timeout,

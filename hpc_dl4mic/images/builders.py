@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import CommandError, InputError
+from ..fsutil import safe_name
 
 if TYPE_CHECKING:
     from ..jobs.scheduler import Scheduler
@@ -284,7 +285,7 @@ class SlurmBuilder:
 
         log_path, script_path = f"{folder}/{BUILD_LOG}", f"{folder}/{BUILD_SCRIPT}"
         script = render_template(
-            "build.sbatch.j2", job_name=f"build-{inputs.name}"[:60], log_path=log_path,
+            "build.sbatch.j2", job_name=safe_name(f"build-{inputs.name}"), log_path=log_path,
             sbatch_lines=list(self.sbatch_lines), image_name=inputs.name, key=inputs.key,
             context_dir=folder, modules=list(self.apptainer.modules), build_argv=argv)
         host.write_file(script_path, script, mode=0o700)

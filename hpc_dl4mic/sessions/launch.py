@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import InputError
+from ..fsutil import safe_name
 from ..remote.hosts import open_host
 from ..remote.profiles import Profile, get_profile
 from .attach import run_attached
@@ -46,7 +47,7 @@ def render_job_script(session: Session, profile: Profile, *, image_name: str,
     from ..jobs.slurm import render_template
 
     return render_template(
-        "jupyter.sbatch.j2", job_name=f"hpc-dl4mic-{session.config}"[:60],
+        "jupyter.sbatch.j2", job_name=safe_name(f"hpc-dl4mic-{session.config}"),
         session_dir=session.session_dir, sbatch_lines=sbatch_lines, session_id=session.id,
         image_name=image_name, tool_version=__version__, image=session.image,
         data_dir=session.data_dir, results_dir=session.results_dir, notebook=session.notebook,
