@@ -18,6 +18,14 @@ from .common import EXIT_INTERRUPTED, EXIT_USAGE
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "Group", "main"]
 
 
+def one_line(message: str) -> str:
+    """``message`` on one line: a line break or other control character it quotes (a path or
+    value the user gave) is shown escaped, as ``\\n``."""
+    import re
+
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message.strip())
+
+
 class Group(click.Group):
     """Turns every error into one line on stderr and the documented exit code.
 
@@ -35,7 +43,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except HpcDl4micError as exc:
-            click.echo(f"hpc-dl4mic: error: {exc}", err=True)
+            click.echo(f"hpc-dl4mic: error: {one_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
         except (KeyboardInterrupt, click.Abort):
             click.echo("hpc-dl4mic: interrupted", err=True)

@@ -43,7 +43,7 @@ def sbatch_lines(profile: Profile, overrides: JobResources | None = None) -> lis
         if value is not None:
             lines.append(f"--{spec.sbatch}={_check_value(where, str(value))}")
     for extra in profile.sbatch_extra:
-        if "\n" in extra or not extra.startswith("--"):
+        if re.search(r"[\x00-\x1f\x7f]", extra) or not extra.startswith("--"):
             raise InputError(f"profile {profile.name}: sbatch_extra {extra!r}: "
                              "expected one '--option=value' per entry")
         lines.append(extra)
