@@ -46,14 +46,16 @@ def hostile(*, min_size: int = 0, slash: bool = True) -> st.SearchStrategy[str]:
 
 
 def word() -> st.SearchStrategy[str]:
-    """A hostile path component: no ``/``, not ``.``/``..``, not empty."""
-    return hostile(min_size=1, slash=False).filter(lambda s: s not in (".", ".."))
+    """A hostile path component: no ``/``, not ``.``/``..``, not empty, within the file
+    systems' 255-byte limit on a name."""
+    return hostile(min_size=1, slash=False).map(lambda s: s.encode()[:200].decode(
+        "utf-8", "ignore")).filter(lambda s: s not in ("", ".", ".."))
 
 
 STUB = """#!/bin/bash
-# records its argv (NUL-separated) in a new file of $STUB_DIR; {extra}
+# records its argc and argv (NUL-separated) in a new file of $STUB_DIR; {extra}
 f=$(mktemp "$STUB_DIR/{name}.XXXXXX")
-printf '%s\\0' "$@" > "$f"
+printf '%s\\0' "$#" "$@" > "$f"
 {body}
 """
 
@@ -77,7 +79,9 @@ def calls(stub_dir: Path, name: str) -> list[list[str]]:
     out = []
     for path in sorted(stub_dir.glob(f"{name}.*")):
         data = path.read_bytes().decode("utf-8", "surrogateescape")
-        out.append(data.split("\0")[:-1])
+        count, *argv = data.split("\0")[:-1]
+        assert len(argv) == int(count), (path, data)
+        out.append(argv)
     return out
 
 
