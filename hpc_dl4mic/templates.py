@@ -43,6 +43,19 @@ def docker_quote(value: object) -> str:
     return '"' + re.sub(r'([\\"$])', r"\\\1", text) + '"'
 
 
+def file_word(value: object) -> str:
+    """``value`` as a path in ``%files``/``COPY``: Apptainer expands a %files source with a
+    shell on the build host (``$(...)`` there runs), and splits at spaces, so only letters,
+    digits and ``_./+-`` are allowed."""
+    from .errors import InputError
+
+    text = str(value)
+    if not re.fullmatch(r"[A-Za-z0-9_./+-]+", text):
+        raise InputError(f"{text!r}: a file of the image may have only letters, digits and "
+                         "_./+- in its path")
+    return text
+
+
 @functools.lru_cache(maxsize=1)
 def environment():  # built on first use and kept: jinja2 costs ~100 ms to import
     """The environment; template names are ``FOLDER/NAME``."""
@@ -58,6 +71,7 @@ def environment():  # built on first use and kept: jinja2 costs ~100 ms to impor
     env.filters["sbatch_q"] = sbatch_quote
     env.filters["docker_q"] = docker_quote
     env.filters["line"] = one_line
+    env.filters["file_word"] = file_word
     return env
 
 

@@ -351,9 +351,14 @@ def parse_config(text: str, path: Path, *, name: str | None = None,
                                   "not allowed (the title is an image label)")
 
     description = _string(path, prefix + "description", block["description"])
+    notebook_url = _string(path, prefix + "notebook_url", block["notebook_url"], url=True)
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]*", notebook_url.rsplit("/", 1)[-1]):
+        raise _fail(path, prefix + "notebook_url",
+                    f"{notebook_url!r}: the notebook's file name (the URL's last part) may "
+                    "have only letters, digits and _.+- (it becomes a file of the image)")
     return NotebookConfig(
         path=path, name=name or folder, group=group, title=title, description=description,
-        notebook_url=_string(path, prefix + "notebook_url", block["notebook_url"], url=True),
+        notebook_url=notebook_url,
         requirements_url=_string(path, prefix + "requirements_url", block["requirements_url"],
                                  url=True),
         cuda_version=cuda, cudnn_version=cudnn, ubuntu_version=ubuntu, python_version=python,

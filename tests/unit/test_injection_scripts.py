@@ -9,6 +9,7 @@ stubs, no canary file appears and each stub receives the values unchanged."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -297,7 +298,7 @@ def test_a_build_job_run_by_bash_passes_every_value_literally(name, folder, argv
 # -- commands over SSH -----------------------------------------------------------------------
 
 ENV_NAME = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,8}\Z").filter(
-    lambda n: n not in ("PATH", "STUB_DIR", "PWD", "OLDPWD", "SHLVL", "_", "HOME", "IFS"))
+    lambda n: n not in ("PATH", "STUB_DIR", "PWD", "OLDPWD", "SHLVL", "_", "HOME", "IFS", "f"))
 RECORD_ENV = 'env -0 > "$STUB_DIR/env-${f##*/}"; printf %s "$PWD" > "$STUB_DIR/pwd-${f##*/}"'
 
 
@@ -329,7 +330,7 @@ def test_a_remote_command_line_runs_its_argv_literally(argv, env, cwd, shell):
         assert {k: seen.get(k) for k in env} == env
         if cwd is not None:
             (pwd,) = stub_dir.glob("pwd-tool.*")
-            assert Path(pwd.read_text()).resolve() == real.resolve()
+            assert Path(os.fsdecode(pwd.read_bytes())).resolve() == real.resolve()
 
 
 @settings(max_examples=60, **SETTINGS)
