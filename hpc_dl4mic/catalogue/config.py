@@ -324,7 +324,7 @@ def parse_config(text: str, path: Path, *, name: str | None = None,
         if value is not None and (isinstance(value, bool)
                                   or not isinstance(value, (str, int, float))):
             raise _fail(path, prefix + key, f"expected a string, got {value!r}")
-        optional[key] = None if value is None else str(value)
+        optional[key] = None if value is None else str(value).strip()
         if value is not None and CONTROL.search(str(value)):
             raise _fail(path, prefix + key, f"{value!r}: line breaks and other control "
                                             "characters are not allowed")
@@ -345,7 +345,7 @@ def parse_config(text: str, path: Path, *, name: str | None = None,
     if CONTROL.search(name or folder):
         raise ConfigError(f"{path}: the folder name {folder!r} has a line break or another "
                           "control character; rename the folder")
-    title = doc.get("name").strip() if isinstance(doc.get("name"), str) else folder
+    title = (doc.get("name").strip() if isinstance(doc.get("name"), str) else "") or folder
     if CONTROL.search(title):
         raise _fail(path, "name", f"{title!r}: line breaks and other control characters are "
                                   "not allowed (the title is an image label)")

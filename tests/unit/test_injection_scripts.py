@@ -36,7 +36,7 @@ from hpc_dl4mic.sessions.launch import render_job_script
 from hpc_dl4mic.sessions.prepare import check_job_paths
 from hpc_dl4mic.sessions.records import Session, new_session_id
 
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+SETTINGS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow,
                                                       HealthCheck.filter_too_much])
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 printable = hostile().map(lambda s: CONTROL.sub("", s))  # what a config folder name can be
