@@ -185,10 +185,10 @@ def start_batch(target: str, *, profile_name: str | None, run_local: bool,
     sbatch_lines(profile, options.resources)  # resource values are checked before anything remote
     tasks, varying, notebook_text = plan(config, notebook_path(config, build.get("notebook")),
                                          options)
-    say(f"{len(tasks)} task(s)" + (f", varying {', '.join(varying)}" if varying else ""))
     with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
         folders = prepare_folders(host, profile, SubmitOptions(
             data=options.data, results=options.results, upload=options.upload))
+        say(f"{len(tasks)} task(s)" + (f", varying {', '.join(varying)}" if varying else ""))
         _, image = job_image(host, profile, config, build, say=say, progress=build_progress)
         if options.check_gpu:
             from ..gpu.check import require_gpu

@@ -292,15 +292,16 @@ def parse_config(text: str, path: Path, *, name: str | None = None,
     if not isinstance(block, dict):
         raise _fail(path, "config.dl4miceverywhere", "missing or not a mapping")
     prefix = "config.dl4miceverywhere."
-    for key in REQUIRED_KEYS:
-        if key not in block:
-            raise _fail(path, prefix + key, "required key is missing")
     # keys a newer DL4MicEverywhere may add are ignored; near-misses of known keys are typos
-    for key in sorted(set(block) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS)):
+    # (checked first: a misspelt required key is reported as the typo, not as missing)
+    for key in sorted(set(block) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS), key=str):
         close = difflib.get_close_matches(str(key), REQUIRED_KEYS + OPTIONAL_KEYS, n=1,
                                           cutoff=0.8)
         if close:
             raise _fail(path, prefix + str(key), f"unknown key; did you mean {close[0]}?")
+    for key in REQUIRED_KEYS:
+        if key not in block:
+            raise _fail(path, prefix + key, "required key is missing")
 
     cuda = _as_version(path, prefix + "cuda_version", block["cuda_version"], VERSION3, "11.8.0",
                        allow_float=False)

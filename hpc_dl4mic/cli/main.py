@@ -48,6 +48,10 @@ class Group(click.Group):
         except (KeyboardInterrupt, click.Abort):
             click.echo("hpc-dl4mic: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except click.UsageError as exc:  # click's own checks (paths, choices): one line too
+            where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx else ""
+            click.echo(f"hpc-dl4mic: error: {one_line(exc.format_message())}{where}", err=True)
+            sys.exit(EXIT_USAGE)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the one place unexpected errors are shown
