@@ -69,3 +69,11 @@ def config_home() -> Path:
 def state_home() -> Path:
     """``$XDG_STATE_HOME/hpc-dl4mic`` (sessions)."""
     return _xdg("XDG_STATE_HOME", ".local/state")
+
+
+def safe_name(name: str, limit: int = 60) -> str:
+    """``name`` as a word for file names, SLURM job names and run/session ids: every character
+    outside ``A-Z a-z 0-9 _ . + -`` becomes ``_`` (a config folder may be called anything)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)[:limit] or "_"

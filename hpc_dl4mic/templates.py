@@ -5,10 +5,55 @@ HTML), values that reach a shell go through the ``q`` filter (:func:`shlex.quote
 from __future__ import annotations
 
 import functools
+import re
 import shlex
 from collections.abc import Mapping
 
 FOLDERS = ("definitions", "slurm_templates")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(value: object) -> str:
+    """``value`` for a comment or a text line of a recipe: control characters (line breaks
+    included) become ``?``, so nothing a value holds can start a line of its own."""
+    return CONTROL.sub("?", str(value))
+
+
+def sbatch_quote(value: object) -> str:
+    """``value`` quoted for an ``#SBATCH`` line: sbatch reads single quotes as the shell
+    does, but a backslash or a double quote inside them breaks its parse, and a line break
+    would end the comment (the rest would be shell code)."""
+    from .errors import InputError
+
+    text = str(value)
+    if CONTROL.search(text) or '"' in text or "\\" in text:
+        raise InputError(f"{text!r}: a value of an #SBATCH line may not contain a double "
+                         "quote, a backslash or a control character")
+    return shlex.quote(text)
+
+
+def docker_quote(value: object) -> str:
+    """``value`` as a double-quoted Dockerfile word (LABEL, ENV): backslash, double quote and
+    ``$`` escaped (Docker expands variables there); line breaks are refused."""
+    from .errors import InputError
+
+    text = str(value)
+    if CONTROL.search(text):
+        raise InputError(f"{text!r}: a Dockerfile value may not contain a control character")
+    return '"' + re.sub(r'([\\"$])', r"\\\1", text) + '"'
+
+
+def file_word(value: object) -> str:
+    """``value`` as a path in ``%files``/``COPY``: Apptainer expands a %files source with a
+    shell on the build host (``$(...)`` there runs), and splits at spaces, so only letters,
+    digits and ``_./+-`` are allowed."""
+    from .errors import InputError
+
+    text = str(value)
+    if not re.fullmatch(r"[A-Za-z0-9_./+-]+", text):
+        raise InputError(f"{text!r}: a file of the image may have only letters, digits and "
+                         "_./+- in its path")
+    return text
 
 
 @functools.lru_cache(maxsize=1)
@@ -23,6 +68,10 @@ def environment():  # built on first use and kept: jinja2 costs ~100 ms to impor
     env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined,
                              autoescape=False, keep_trailing_newline=True)
     env.filters["q"] = lambda value: shlex.quote(str(value))
+    env.filters["sbatch_q"] = sbatch_quote
+    env.filters["docker_q"] = docker_quote
+    env.filters["line"] = one_line
+    env.filters["file_word"] = file_word
     return env
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import InputError
+from ..fsutil import safe_name
 from ..jobs.resources import JobResources, signal_seconds, walltime_seconds
 from .arrays import split
 from .runs import (
@@ -117,7 +118,7 @@ def render_array_script(run: BatchRun, profile: Profile, *, image_name: str,
     from ..jobs.site_templates import job_template, render_job
 
     return render_job(job_template(profile, "batch_template"), dict(
-        job_name=f"hpc-dl4mic-batch-{run.config}"[:60],
+        job_name=safe_name(f"hpc-dl4mic-batch-{run.config}"),
         run_dir=run.run_dir, run_id=run.id, image=run.image, image_name=image_name,
         data_dir=run.data_dir, notebook=run.notebook, offset=offset, array=array,
         indices=" ".join(str(i) for i in indices), task_timeout=run.task_timeout,
@@ -189,10 +190,10 @@ def start_batch(target: str, *, profile_name: str | None, run_local: bool,
         check_job_templates(profile, "command_template")
     tasks, varying, notebook_text = plan(config, notebook_path(config, build.get("notebook")),
                                          options)
-    say(f"{len(tasks)} task(s)" + (f", varying {', '.join(varying)}" if varying else ""))
     with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
         folders = prepare_folders(host, profile, SubmitOptions(
             data=options.data, results=options.results, upload=options.upload))
+        say(f"{len(tasks)} task(s)" + (f", varying {', '.join(varying)}" if varying else ""))
         _, image = job_image(host, profile, config, build, say=say, progress=build_progress)
         if options.check_gpu:
             from ..gpu.check import require_gpu

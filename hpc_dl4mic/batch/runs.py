@@ -119,8 +119,10 @@ def find_run(ident: str) -> BatchRun:
 
 
 def new_run_id(config_name: str) -> str:
-    """``<config>-<date>-<time>-<4 hex>``."""
-    return f"{config_name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    """``<config>-<date>-<time>-<4 hex>`` (the config's name as :func:`safe_name` makes it)."""
+    from ..fsutil import safe_name
+
+    return f"{safe_name(config_name)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
 def manifest_text(tasks: list[dict[str, Any]]) -> str:

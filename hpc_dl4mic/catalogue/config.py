@@ -22,6 +22,8 @@ VERSION3 = re.compile(r"^\d+\.\d+\.\d+$")
 CUDNN_VERSION = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
 UBUNTU_VERSIONS = ("20.04", "22.04")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # line breaks and other control characters
+IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 DEBIAN_SYSTEM_PYTHON = {"bookworm": "3.11", "trixie": "3.13", "bullseye": "3.9"}
 
 
@@ -150,8 +152,15 @@ class NotebookConfig:
 def parse_base(text: str, *, where: str = "--base") -> Base:
     """Parse ``docker://REF``, ``localimage:PATH`` or ``debootstrap:SUITE[@MIRROR]``."""
     text = text.strip()
+    if CONTROL.search(text):
+        raise InputError(f"{where}: {text!r}: line breaks and other control characters are "
+                         "not allowed")
     if text.startswith("docker://") and len(text) > len("docker://"):
-        return Base("docker", text[len("docker://"):])
+        ref = text[len("docker://"):]
+        if not IMAGE_REF.match(ref):
+            raise InputError(f"{where}: {text!r}: an image reference has only letters, "
+                             "digits and ._/:@+-")
+        return Base("docker", ref)
     if text.startswith("localimage:") and len(text) > len("localimage:"):
         return Base("localimage", str(Path(text[len("localimage:"):]).expanduser()))
     if text == "debootstrap" or text.startswith("debootstrap:"):
@@ -160,6 +169,9 @@ def parse_base(text: str, *, where: str = "--base") -> Base:
             return Base("debootstrap", "", mirror or Base.mirror)
         if not re.fullmatch(r"[a-z]+", suite):
             raise InputError(f"{where}: Debian suite {suite!r} is not a suite name like 'bookworm'")
+        if mirror and not re.fullmatch(r"(https?|file)://[^\s\"'\\]+", mirror):
+            raise InputError(f"{where}: mirror {mirror!r} is not an http(s):// or file:// URL "
+                             "(no spaces or quotes)")
         return Base("debootstrap", suite, mirror or Base.mirror)
     raise InputError(
         f"{where}: {text!r} is not a base; allowed: docker://IMAGE, localimage:PATH.sif, "
@@ -207,8 +219,10 @@ def _sections(path: Path, value: Any) -> tuple[str, ...]:
 def _string(path: Path, key: str, value: Any, *, url: bool = False) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _fail(path, key, f"expected a non-empty string, got {value!r}")
-    if url and not re.match(r"^(https?|file)://", value.strip()):
-        raise _fail(path, key, f"expected an http(s):// URL, got {value!r}")
+    if url and not re.match(r"^(https?|file)://[^\s\"'\\]+$", value.strip()):
+        raise _fail(path, key, f"expected an http(s):// URL (no spaces or quotes), got {value!r}")
+    if url and CONTROL.search(value.strip()):
+        raise _fail(path, key, f"{value!r}: control characters are not allowed in a URL")
     return value.strip()
 
 
@@ -237,6 +251,9 @@ def _hpc_settings(path: Path, block: Any) -> HpcSettings:
         raise _fail(path, "config.hpc_dl4mic.extra_pip",
                     "expected a list of pip requirement strings")
     for req in extra_pip:
+        if CONTROL.search(req):
+            raise _fail(path, "config.hpc_dl4mic.extra_pip",
+                        f"{req!r}: line breaks and other control characters are not allowed")
         if req.strip().startswith("-"):
             raise _fail(path, "config.hpc_dl4mic.extra_pip",
                         f"{req!r}: options are not allowed, only requirement specifiers")
@@ -275,15 +292,16 @@ def parse_config(text: str, path: Path, *, name: str | None = None,
     if not isinstance(block, dict):
         raise _fail(path, "config.dl4miceverywhere", "missing or not a mapping")
     prefix = "config.dl4miceverywhere."
-    for key in REQUIRED_KEYS:
-        if key not in block:
-            raise _fail(path, prefix + key, "required key is missing")
     # keys a newer DL4MicEverywhere may add are ignored; near-misses of known keys are typos
-    for key in sorted(set(block) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS)):
+    # (checked first: a misspelt required key is reported as the typo, not as missing)
+    for key in sorted(set(block) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS), key=str):
         close = difflib.get_close_matches(str(key), REQUIRED_KEYS + OPTIONAL_KEYS, n=1,
                                           cutoff=0.8)
         if close:
             raise _fail(path, prefix + str(key), f"unknown key; did you mean {close[0]}?")
+    for key in REQUIRED_KEYS:
+        if key not in block:
+            raise _fail(path, prefix + key, "required key is missing")
 
     cuda = _as_version(path, prefix + "cuda_version", block["cuda_version"], VERSION3, "11.8.0",
                        allow_float=False)
@@ -307,7 +325,14 @@ def parse_config(text: str, path: Path, *, name: str | None = None,
         if value is not None and (isinstance(value, bool)
                                   or not isinstance(value, (str, int, float))):
             raise _fail(path, prefix + key, f"expected a string, got {value!r}")
-        optional[key] = None if value is None else str(value)
+        optional[key] = None if value is None else str(value).strip()
+        if value is not None and CONTROL.search(str(value)):
+            raise _fail(path, prefix + key, f"{value!r}: line breaks and other control "
+                                            "characters are not allowed")
+    if CONTROL.search(str(notebook_version)):
+        raise _fail(path, prefix + "notebook_version",
+                    f"{notebook_version!r}: line breaks and other control characters are not "
+                    "allowed")
 
     hpc = _hpc_settings(path, config.get("hpc_dl4mic"))
     if hpc.base is None and CUDA_COMBINATIONS.get((cuda, ubuntu)) != cudnn:
@@ -318,11 +343,23 @@ def parse_config(text: str, path: Path, *, name: str | None = None,
                     f"combination (known: {known}); name an image in config.hpc_dl4mic.base")
 
     folder = path.parent.name
-    title = doc.get("name") if isinstance(doc.get("name"), str) else folder
+    if CONTROL.search(name or folder):
+        raise ConfigError(f"{path}: the folder name {folder!r} has a line break or another "
+                          "control character; rename the folder")
+    title = (doc.get("name").strip() if isinstance(doc.get("name"), str) else "") or folder
+    if CONTROL.search(title):
+        raise _fail(path, "name", f"{title!r}: line breaks and other control characters are "
+                                  "not allowed (the title is an image label)")
+
     description = _string(path, prefix + "description", block["description"])
+    notebook_url = _string(path, prefix + "notebook_url", block["notebook_url"], url=True)
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]*", notebook_url.rsplit("/", 1)[-1]):
+        raise _fail(path, prefix + "notebook_url",
+                    f"{notebook_url!r}: the notebook's file name (the URL's last part) may "
+                    "have only letters, digits and _.+- (it becomes a file of the image)")
     return NotebookConfig(
         path=path, name=name or folder, group=group, title=title, description=description,
-        notebook_url=_string(path, prefix + "notebook_url", block["notebook_url"], url=True),
+        notebook_url=notebook_url,
         requirements_url=_string(path, prefix + "requirements_url", block["requirements_url"],
                                  url=True),
         cuda_version=cuda, cudnn_version=cudnn, ubuntu_version=ubuntu, python_version=python,

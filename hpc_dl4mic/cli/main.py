@@ -18,6 +18,14 @@ from .common import EXIT_INTERRUPTED, EXIT_USAGE
 __all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "Group", "main"]
 
 
+def one_line(message: str) -> str:
+    """``message`` on one line: a line break or other control character it quotes (a path or
+    value the user gave) is shown escaped, as ``\\n``."""
+    import re
+
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message.strip())
+
+
 class Group(click.Group):
     """Turns every error into one line on stderr and the documented exit code.
 
@@ -35,11 +43,15 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except HpcDl4micError as exc:
-            click.echo(f"hpc-dl4mic: error: {exc}", err=True)
+            click.echo(f"hpc-dl4mic: error: {one_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
         except (KeyboardInterrupt, click.Abort):
             click.echo("hpc-dl4mic: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except click.UsageError as exc:  # click's own checks (paths, choices): one line too
+            where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx else ""
+            click.echo(f"hpc-dl4mic: error: {one_line(exc.format_message())}{where}", err=True)
+            sys.exit(EXIT_USAGE)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the one place unexpected errors are shown

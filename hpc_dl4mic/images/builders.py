@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import CommandError, InputError
+from ..fsutil import safe_name
 
 if TYPE_CHECKING:
     from ..jobs.scheduler import Scheduler
@@ -269,6 +270,19 @@ def _log_since(host: Host, path: str, offset: int) -> bytes:
         return b""
 
 
+def render_build_script(image_name: str, key: str, folder: str, argv: Sequence[str], *,
+                        sbatch_lines: Sequence[str] = (), modules: Sequence[str] = (),
+                        template: JobTemplate | None = None) -> str:
+    """The build job's script (pure): ``argv`` run in ``folder``, its log beside it; from
+    ``template`` (a profile's ``build_template``) or the built-in."""
+    from ..jobs.site_templates import job_template, render_job
+
+    return render_job(template or job_template(None, "build_template"), dict(
+        job_name=safe_name(f"build-{image_name}"), log_path=f"{folder}/{BUILD_LOG}",
+        sbatch_lines=list(sbatch_lines), image_name=image_name, key=key, context_dir=folder,
+        modules=list(modules), build_argv=list(argv)))
+
+
 @dataclass(frozen=True)
 class SlurmBuilder:
     """A build job (``#SBATCH`` lines without GPUs), submitted and waited for; its script
@@ -283,13 +297,10 @@ class SlurmBuilder:
 
     def run(self, host: Host, inputs: BuildInputs, folder: str, argv: list[str], *,
             say: Progress, notice: Progress, timeout: float | None) -> Outcome:
-        from ..jobs.site_templates import job_template, render_job
-
         log_path, script_path = f"{folder}/{BUILD_LOG}", f"{folder}/{BUILD_SCRIPT}"
-        script = render_job(self.template or job_template(None, "build_template"), dict(
-            job_name=f"build-{inputs.name}"[:60], log_path=log_path,
-            sbatch_lines=list(self.sbatch_lines), image_name=inputs.name, key=inputs.key,
-            context_dir=folder, modules=list(self.apptainer.modules), build_argv=argv))
+        script = render_build_script(inputs.name, inputs.key, folder, argv,
+                                     sbatch_lines=self.sbatch_lines,
+                                     modules=self.apptainer.modules, template=self.template)
         host.write_file(script_path, script, mode=0o700)
         say(f"submitting a SLURM build job for {inputs.name} ...")
         scheduler = host.scheduler()

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -163,6 +164,10 @@ def ca_cert_files(ca_dir: Path | None) -> list[Path]:
         raise InputError(f"--ca-certs {ca_dir}: no such file or folder")
     if not files:
         raise InputError(f"--ca-certs {ca_dir}: no .crt or .pem files in it")
+    for file in files:  # the names are words of the recipes' %files / COPY lines
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", file.name):
+            raise InputError(f"--ca-certs {ca_dir}: {file.name!r}: a certificate's file name "
+                             "may have only letters, digits and _.+-")
     return files
 
 

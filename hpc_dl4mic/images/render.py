@@ -20,7 +20,7 @@ from ..catalogue.config import (
     debian_suite_for,
 )
 from ..errors import ConfigError, InputError
-from ..templates import render
+from ..templates import file_word, render
 from .layout import CA_CERTS, NOTEBOOKS, REQUIREMENTS, ca_cert_file, notebook_file
 
 NOTEBOOKS_DIR = "/opt/hpc-dl4mic/notebooks"
@@ -131,7 +131,7 @@ def _files(spec: ImageSpec) -> list[tuple[str, str]]:
         files.append((REQUIREMENTS, REQUIREMENTS_PATH))
     files += [(ca_cert_file(name), f"/usr/local/share/ca-certificates/{name}")
               for name in spec.ca_certs]
-    return files
+    return [(file_word(src), file_word(dst)) for src, dst in files]  # %files: shell-expanded
 
 
 def _context(spec: ImageSpec) -> dict:

@@ -43,11 +43,24 @@ def sbatch_lines(profile: Profile, overrides: JobResources | None = None) -> lis
         if value is not None:
             lines.append(f"--{spec.sbatch}={_check_value(where, str(value))}")
     for extra in profile.sbatch_extra:
-        if "\n" in extra or not extra.startswith("--"):
+        if not _one_sbatch_word(extra):
             raise InputError(f"profile {profile.name}: sbatch_extra {extra!r}: "
-                             "expected one '--option=value' per entry")
+                             "expected one '--option=value' per entry (quote a value with "
+                             "spaces; no backslashes or line breaks)")
         lines.append(extra)
     return lines
+
+
+def _one_sbatch_word(extra: str) -> bool:
+    """Whether ``extra`` is one option word as sbatch reads an #SBATCH line: shell-like
+    quotes, balanced, of one kind; no backslash (sbatch reads it even in single quotes)."""
+    if (re.search(r"[\x00-\x1f\x7f\\\\]", extra) or not extra.startswith("--")
+            or ("'" in extra and "\"" in extra)):
+        return False
+    try:
+        return len(shlex.split(extra)) == 1
+    except ValueError:
+        return False
 
 
 def render_template(name: str, **context: object) -> str:

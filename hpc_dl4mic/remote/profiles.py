@@ -134,6 +134,10 @@ BOOL_FIELDS = ("node_internet",)
 STRING_FIELDS = tuple(k for k in PROFILE_KEYS if k not in (*INT_FIELDS, *LIST_FIELDS,
                                                            *BOOL_FIELDS))
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# folders a job script names in #SBATCH lines (sbatch's parser: no " or \\; % is its pattern)
+SBATCH_PATH_FIELDS = ("work_dir", "cache_dir", "results_dir")
+PATH_FIELDS = (*SBATCH_PATH_FIELDS, "data_dir")
 BUILTIN_NAME = "local-cluster"
 DEPRECATED_ALIASES = {"localhost": BUILTIN_NAME}  # old name: new name
 BUILTIN_NAMES = (BUILTIN_NAME, *DEPRECATED_ALIASES)  # refused as names of the file's profiles
@@ -174,6 +178,19 @@ def _coerce(path: Path, name: str, key: str, value: Any) -> Any:
         return check_resource(key, value, where)
     if value is None:
         return None
+    if isinstance(value, str) or (isinstance(value, (list, tuple)) and key in LIST_FIELDS):
+        for text in [value] if isinstance(value, str) else value:
+            if isinstance(text, str) and CONTROL.search(text):
+                raise InputError(f"{where}: {text!r}: line breaks and other control "
+                                 "characters are not allowed")
+    if key in PATH_FIELDS and isinstance(value, str):
+        bad = '"\\%' if key in SBATCH_PATH_FIELDS else ""
+        bad += ",:" if key in ("data_dir", "results_dir") else ""
+        found = sorted({c for c in value if c in bad})
+        if found:
+            raise InputError(f"{where}: {value!r}: may not contain "
+                             f"{' or '.join(repr(c) for c in found)} (job scripts and "
+                             "apptainer --bind name this folder)")
     if key in INT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InputError(f"{where}: expected a positive whole number, got {value!r}")

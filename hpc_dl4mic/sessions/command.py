@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import InputError
+from ..fsutil import safe_name
 from ..remote.hosts import open_host
 from .options import SubmitOptions, check_local_options, parse_upload
 from .records import ACTIVE_STATES, Say, Session, new_session_id, save_session
@@ -33,7 +34,7 @@ def render_command_script(session: Session, profile: Profile, *, image_name: str
     time_limit = next((ln.split("=", 1)[1] for ln in sbatch_lines
                        if ln.startswith("--time=")), None)
     return render_job(job_template(profile, "command_template"), dict(
-        job_name=f"hpc-dl4mic-run-{session.config}"[:60],
+        job_name=safe_name(f"hpc-dl4mic-run-{session.config}"),
         session_dir=session.session_dir, sbatch_lines=list(sbatch_lines),
         session_id=session.id, image_name=image_name, tool_version=__version__,
         image=session.image, data_dir=session.data_dir, results_dir=session.results_dir,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import InputError
+from ..fsutil import safe_name
 from ..remote.hosts import open_host
 from ..remote.profiles import Profile, get_profile
 from .attach import run_attached
@@ -47,7 +48,7 @@ def render_job_script(session: Session, profile: Profile, *, image_name: str,
     from ..jobs.site_templates import job_template, render_job
 
     return render_job(job_template(profile, "job_template"), dict(
-        job_name=f"hpc-dl4mic-{session.config}"[:60],
+        job_name=safe_name(f"hpc-dl4mic-{session.config}"),
         session_dir=session.session_dir, sbatch_lines=sbatch_lines, session_id=session.id,
         image_name=image_name, tool_version=__version__, image=session.image,
         data_dir=session.data_dir, results_dir=session.results_dir, notebook=session.notebook,

@@ -4,6 +4,7 @@ round trip), the image in the profile's cache, uploaded data."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +52,23 @@ def check_folders(host: Host, folders: list[tuple[str, str]]) -> None:
         raise InputError(f"{option} {problem}" if problem else f"data/results folders: {line}")
 
 
+def check_job_paths(work: str, data: str, results: str) -> None:
+    """Refuse folders a job script cannot name literally: ``,`` or ``:`` in data/results
+    (apptainer --bind syntax); ``"``, ``\\`` or ``%`` in the work or results folder (they
+    are in #SBATCH --output lines: sbatch's parser and its filename patterns); control
+    characters anywhere."""
+    for option, path in (("profile work_dir", work), ("--data", data), ("--results", results)):
+        if re.search(r"[\x00-\x1f\x7f]", path):
+            raise InputError(f"{option} {path!r}: line breaks and other control characters "
+                             "are not allowed in a path")
+        if option != "profile work_dir" and any(c in path for c in ",:"):
+            raise InputError(f"{option} {path}: a data/results path may not contain ',' or ':' "
+                             "(apptainer --bind syntax)")
+        if option != "--data" and any(c in path for c in '"\\%'):
+            raise InputError(f"{option} {path}: may not contain '\"', '\\' or '%' (the job "
+                             "script names it in an #SBATCH line)")
+
+
 @dataclass(frozen=True)
 class Folders:
     """A session's folders on the host, resolved and checked before anything is built."""
@@ -71,10 +89,7 @@ def prepare_folders(host: Host, profile: Profile, options: SubmitOptions) -> Fol
     data_dir = absolute(options.data or profile.data_dir or f"{work}/data", home=home, cwd=cwd)
     results_dir = absolute(options.results or profile.results_dir or f"{work}/results",
                            home=home, cwd=cwd)
-    for option, path in (("--data", data_dir), ("--results", results_dir)):
-        if any(c in path for c in ",:\n"):
-            raise InputError(f"{option} {path}: a data/results path may not contain ',' or ':' "
-                             "(apptainer --bind syntax)")
+    check_job_paths(work, data_dir, results_dir)
     upload = parse_upload(options.upload) if options.upload else None
     check_folders(host, [("--data", data_dir), ("--results", results_dir)])
     return Folders(work=work, data=data_dir, results=results_dir, upload=upload)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ..fsutil import atomic_write, state_home
+from ..fsutil import atomic_write, safe_name, state_home
 from ..remote.profiles import Profile, get_profile
 
 if TYPE_CHECKING:
@@ -161,9 +161,9 @@ def open_in_browser(url: str) -> Path:
 
 
 def new_session_id(config_name: str) -> str:
-    """``<config>-<date>-<time>-<4 hex>``."""
+    """``<config>-<date>-<time>-<4 hex>`` (the config's name as :func:`safe_name` makes it)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return f"{config_name}-{stamp}-{secrets.token_hex(2)}"
+    return f"{safe_name(config_name)}-{stamp}-{secrets.token_hex(2)}"
 
 
 def seconds_left(end_time: str) -> float | None:
