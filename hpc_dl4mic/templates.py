@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Mapping
 
 FOLDERS = ("definitions", "slurm_templates")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def one_line(value: object) -> str:

@@ -39,3 +39,20 @@ def golden(request: pytest.FixtureRequest):
         assert text == path.read_text(), f"{name} differs from its golden file (--regen-golden)"
 
     return check
+
+
+def _hypothesis_profile() -> None:
+    """CI runs the property tests derandomized: the same examples every run, so a red CI
+    is never a roll of the dice (a local run explores new ones)."""
+    import os
+
+    try:
+        from hypothesis import settings
+    except ImportError:
+        return
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
+
+
+_hypothesis_profile()

@@ -22,7 +22,8 @@ VERSION3 = re.compile(r"^\d+\.\d+\.\d+$")
 CUDNN_VERSION = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
 UBUNTU_VERSIONS = ("20.04", "22.04")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # line breaks and other control characters
+# line breaks (also unicode ones) and other control characters
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 DEBIAN_SYSTEM_PYTHON = {"bookworm": "3.11", "trixie": "3.13", "bullseye": "3.9"}
 

@@ -23,7 +23,8 @@ def one_line(message: str) -> str:
     value the user gave) is shown escaped, as ``\\n``."""
     import re
 
-    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message.strip())
+    return re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", lambda m: repr(m.group())[1:-1],
+                  message.strip())
 
 
 class Group(click.Group):

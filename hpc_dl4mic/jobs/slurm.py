@@ -54,7 +54,7 @@ def sbatch_lines(profile: Profile, overrides: JobResources | None = None) -> lis
 def _one_sbatch_word(extra: str) -> bool:
     """Whether ``extra`` is one option word as sbatch reads an #SBATCH line: shell-like
     quotes, balanced, of one kind; no backslash (sbatch reads it even in single quotes)."""
-    if (re.search(r"[\x00-\x1f\x7f\\\\]", extra) or not extra.startswith("--")
+    if (re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\\\]", extra) or not extra.startswith("--")
             or ("'" in extra and "\"" in extra)):
         return False
     try:

@@ -134,7 +134,7 @@ BOOL_FIELDS = ("node_internet",)
 STRING_FIELDS = tuple(k for k in PROFILE_KEYS if k not in (*INT_FIELDS, *LIST_FIELDS,
                                                            *BOOL_FIELDS))
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # folders a job script names in #SBATCH lines (sbatch's parser: no " or \\; % is its pattern)
 SBATCH_PATH_FIELDS = ("work_dir", "cache_dir", "results_dir")
 PATH_FIELDS = (*SBATCH_PATH_FIELDS, "data_dir")

@@ -58,7 +58,7 @@ def check_job_paths(work: str, data: str, results: str) -> None:
     are in #SBATCH --output lines: sbatch's parser and its filename patterns); control
     characters anywhere."""
     for option, path in (("profile work_dir", work), ("--data", data), ("--results", results)):
-        if re.search(r"[\x00-\x1f\x7f]", path):
+        if re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", path):
             raise InputError(f"{option} {path!r}: line breaks and other control characters "
                              "are not allowed in a path")
         if option != "profile work_dir" and any(c in path for c in ",:"):
