@@ -104,6 +104,16 @@ def plan(config, notebook: Path, options: BatchOptions) -> tuple[list[dict[str, 
     return [t.to_dict() for t in tasks], varying(tasks), text
 
 
+def internet_notes(config, notebook: Path, skip_sections: str = "") -> list[str]:
+    """What the run's offline nodes will do with the notebook's downloading sections."""
+    from ..notebooks.convert import internet_summary, read_notebook
+    from ..notebooks.internet import report_lines
+    from ..notebooks.sections import normalize_sections
+
+    removed = [*config.sections_to_remove, *normalize_sections(skip_sections)]
+    return report_lines(internet_summary(read_notebook(notebook), removed))
+
+
 def runner_code() -> str:
     """The in-image task runner's source (sent with every run)."""
     from importlib.resources import files
@@ -188,8 +198,11 @@ def start_batch(target: str, *, profile_name: str | None, run_local: bool,
     check_job_templates(profile, "batch_template")  # and the site's job-script templates
     if options.check_gpu:
         check_job_templates(profile, "command_template")
-    tasks, varying, notebook_text = plan(config, notebook_path(config, build.get("notebook")),
-                                         options)
+    source = notebook_path(config, build.get("notebook"))
+    tasks, varying, notebook_text = plan(config, source, options)
+    if not getattr(profile, "node_internet", False):
+        for line in internet_notes(config, source, options.skip_sections):
+            say(line)
     with open_host(profile, accept_new_host_key=accept_new_host_key) as host:
         folders = prepare_folders(host, profile, SubmitOptions(
             data=options.data, results=options.results, upload=options.upload))

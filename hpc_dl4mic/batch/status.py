@@ -57,6 +57,7 @@ class TaskRow:
     cell: str = ""
     job: str = ""  # the SLURM element (JOBID_ARRAYINDEX) or the job id
     slurm_state: str = ""
+    note: str = ""  # e.g. the sections skipped offline
     detail: dict[str, Any] = field(default_factory=dict)  # the status file
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +114,14 @@ def _error_text(status: Mapping[str, Any]) -> tuple[str, str]:
     title = error.get("cell_title") or ""
     where = f"cell {cell}" if cell is not None and text else ""
     return text[:500], (f"{where}: {title}" if title and where else title or where)
+
+
+def _skipped_note(status: Mapping[str, Any]) -> str:
+    skipped = status.get("skipped")
+    if not isinstance(skipped, list) or not skipped:
+        return ""
+    tokens = [str(s.get("section", "?")) if isinstance(s, dict) else str(s) for s in skipped]
+    return "skipped offline: " + " ".join(dict.fromkeys(tokens))
 
 
 def rows_for(run: BatchRun, statuses: Mapping[int, Mapping[str, Any]],

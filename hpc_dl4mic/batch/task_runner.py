@@ -8,7 +8,9 @@ standard library at import time): the file runs without hpc-dl4mic installed.
 ``status.json`` (one line of JSON, replaced atomically): ``state`` (running, completed,
 failed, timeout, cancelled), ``index``, ``cell`` (the cell running; for a failure its
 index in ``executed.ipynb``), ``cells``, ``start``/``end`` (epoch seconds), ``exit_code``,
-``error`` (``{"name", "message", "cell_title"}``), ``node``, ``gpu``. The executed notebook
+``error`` (``{"name", "message", "cell_title"}``), ``node``, ``gpu``, ``skipped`` (the
+sections the notebook skipped because the node is offline, from ``skipped.jsonl``: each
+``{"section", "title", "reason", "what"}``). The executed notebook
 is saved in every case
 (papermill saves it after each cell and when it stops). SIGUSR1 (SLURM's ``--signal``
 before the walltime) and the overall ``--timeout`` alarm end the task as ``timeout``;
@@ -31,6 +33,7 @@ from typing import Any
 
 EXIT_CODES = {"completed": 0, "failed": 1, "timeout": 124, "cancelled": 143}
 STATUS_FILE = "status.json"
+SKIPPED_FILE = "skipped.jsonl"  # written by the notebook (cellcode/online.py)
 EXECUTED_FILE = "executed.ipynb"
 ENGINE_NAME = "hpc-dl4mic-status"
 
@@ -109,11 +112,29 @@ class Status:
                cell: int | None = None) -> int:
         code = EXIT_CODES[state]
         values: dict[str, Any] = {"state": state, "end": time.time(), "exit_code": code,
-                                  "error": error}
+                                  "error": error, "skipped": read_skipped(
+                                      os.path.join(os.path.dirname(self.path), SKIPPED_FILE))}
         if cell is not None:
             values["cell"] = cell
         self.update(**values)
         return code
+
+
+def read_skipped(path: str) -> list[dict[str, Any]]:
+    """The sections the notebook recorded as skipped (one JSON object per line)."""
+    out = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict):
+                    out.append({k: entry.get(k) for k in ("section", "title", "reason", "what")})
+    except OSError:
+        pass
+    return out
 
 
 def make_engine(on_cell: Callable[[int, int], None]) -> type:

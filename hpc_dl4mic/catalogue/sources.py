@@ -137,6 +137,18 @@ def convert_target(target: str, *, mode: str, output: str | Path | None = None,
     return output
 
 
+def target_internet(target: str, *, notebook: Path | None = None,
+                    sections: str | None = None) -> list[dict]:
+    """The sections of a TARGET's notebook that download (``notebooks.internet``), after its
+    config's sections (or ``sections``) are removed."""
+    from ..notebooks.convert import internet_summary, read_notebook
+
+    source, config = notebook_target(target, notebook)
+    tokens = sections.split() if sections is not None else (
+        list(config.sections_to_remove) if config else [])
+    return internet_summary(read_notebook(source), tokens)
+
+
 def target_params(target: str, *, notebook: Path | None = None, sections: str | None = None):
     """The form fields of a TARGET's notebook (after its config's sections are removed)."""
     from ..notebooks.convert import convert, read_notebook

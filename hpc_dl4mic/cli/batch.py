@@ -122,7 +122,7 @@ def batch_status(run_id: str, as_json: bool) -> None:
     table = [(str(r.index), *(repr(r.params[n]) if n in r.params else "-" for n in run.varying),
               r.state,
               _duration(r.duration), r.node or "-",
-              " - ".join(x for x in (r.cell, r.error) if x) or "") for r in rows]
+              " - ".join(x for x in (r.cell, r.error, r.note) if x) or "") for r in rows]
     for line in format_table(head, table, max_width={"CELL / ERROR": 70}):
         click.echo(line)
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts(rows).items()))

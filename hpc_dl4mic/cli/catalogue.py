@@ -115,8 +115,10 @@ def convert(target: str, mode: str, output: str | None, notebook: Path | None,
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def params(target: str, notebook: Path | None, sections: str | None,
            values: tuple[tuple[str, str], ...], as_json: bool) -> None:
-    """List the notebook's form fields (papermill parameters), or check values with -p."""
-    from ..catalogue.sources import target_params
+    """List the notebook's form fields (papermill parameters), or check values with -p;
+    then the sections that need the internet."""
+    from ..catalogue.sources import target_internet, target_params
+    from ..notebooks.internet import report_lines
     from ..notebooks.params import spec_to_dict, validate_values
     from ..table import format_table
 
@@ -131,6 +133,11 @@ def params(target: str, notebook: Path | None, sections: str | None,
     for line in format_table(("SECTION", "NAME", "TYPE", "DEFAULT", "ALLOWED"), rows,
                              max_width={"NAME": 40, "DEFAULT": 32}):
         click.echo(line)
+    internet = report_lines(target_internet(target, notebook=notebook, sections=sections))
+    if internet:
+        click.echo("\nNeeds the internet (compute nodes usually have none):")
+        for line in internet:
+            click.echo(f"  {line}")
 
 
 COMMANDS = (list_cmd, show, render, convert, params,)

@@ -239,6 +239,14 @@ def convert(nb: Any, *, mode: str, sections_to_remove: str | Iterable[str] | Non
     return nbformat.from_dict(out)
 
 
+def internet_summary(nb: Any, sections_to_remove: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Per section of ``nb`` that downloads (once ``sections_to_remove`` are gone): what it
+    fetches and what an offline node does with it in a batch run (:mod:`.internet`)."""
+    converted = convert(nb, mode="batch", sections_to_remove=list(sections_to_remove),
+                        tool_version="report")
+    return list(converted.metadata["hpc_dl4mic"].get("internet", []))
+
+
 def _copy_cell(cell: Any, minor: int) -> dict[str, Any]:
     # shallow: nbformat.from_dict at the end of convert() copies every dict and list
     skip = ("outputs", "source") if minor >= 5 else ("outputs", "source", "id")

@@ -97,7 +97,7 @@ def _code_part(line: str) -> str:
 
 def line_uses(line: str) -> str | None:
     """What a line fetches (``git clone https://…``, ``requests.get(``), or None."""
-    if not line.strip() or line.lstrip().startswith("#"):
+    if not line.strip() or line.lstrip().startswith("#") or _INSTALL_RE.match(line):
         return None
     if _SHELL_RE.match(line):
         m = _SHELL_NET_RE.search(line.split("!", 1)[1])
@@ -238,3 +238,19 @@ def guard_internet(cells: list[Any], *, batch: bool) -> list[dict[str, Any]]:
         entry["offline"] = ("skipped" if entry.pop("skippable") and entry["section"] in wrapped
                             else "fails with a clear error")
     return summary
+
+
+def report_lines(summary: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per section that downloads, saying what an offline node does with it."""
+    lines = []
+    for entry in summary:
+        first = entry["fetches"][0]
+        what = (first if len(first) <= 70 else first[:67] + "...") + (
+            f" and {len(entry['fetches']) - 1} more" if len(entry["fetches"]) > 1 else "")
+        head = f"section {entry['section'] or '(top)'} {entry['title']!r} downloads ({what})"
+        if entry["offline"] == "skipped":
+            lines.append(f"{head}: skipped on offline nodes in batch runs (a test data set)")
+        else:
+            lines.append(f"{head}: offline, the notebook stops there with NeedsInternet if it "
+                         f"runs that code (leave it out: --skip-sections {entry['section']})")
+    return lines

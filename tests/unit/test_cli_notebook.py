@@ -69,7 +69,7 @@ def test_params_bad_value_is_one_line_exit_2():
 def test_params_table_has_a_header_and_aligned_columns():
     result = run("params", "CARE_2D_DL4Mic", "--notebook", str(CARE))
     assert result.exit_code == 0
-    lines = result.output.splitlines()
+    lines = result.output.split("\n\n")[0].splitlines()  # the table, before the notes
     assert lines[0].split() == ["SECTION", "NAME", "TYPE", "DEFAULT", "ALLOWED"]
     column = lines[0].index("TYPE")
     assert all(line[column - 2:column] == "  " for line in lines[1:])
