@@ -145,7 +145,8 @@ def test_truncated_image_fails_verify_and_a_rebuild_replaces_it(notebook_image, 
 def _wait_for_build_dir(cache_dir: Path, proc: subprocess.Popen, timeout: float = 60) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        dirs = list((cache_dir / ".tmp").glob("*")) if (cache_dir / ".tmp").is_dir() else []
+        tmp = cache_dir / ".tmp"  # build folders, and the builds' lock files beside them
+        dirs = [d for d in tmp.glob("*") if d.is_dir()] if tmp.is_dir() else []
         if dirs and (dirs[0] / f"{TARGET}.def").exists():
             return dirs[0]
         assert proc.poll() is None, proc.communicate()
