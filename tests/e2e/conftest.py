@@ -90,3 +90,13 @@ def cluster_profile(cluster, tmp_path_factory) -> Path:
         f"    cache_dir: {CLUSTER_IMAGE_CACHE}\n    build: login\n"
         "    partition: gpu\n    gres: gpu:1\n    time: '00:30:00'\n")
     return path
+
+
+@pytest.fixture(scope="module")
+def state_env(tmp_path_factory) -> dict[str, str]:
+    """The CLI's environment for one test module: its own XDG state, config and cache (so
+    profiles, sessions and runs of one module never meet another's)."""
+    home = tmp_path_factory.mktemp("xdg")
+    return {**os.environ, "XDG_STATE_HOME": str(home / "state"),
+            "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
+            "PYTHONUNBUFFERED": "1"}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 import time
@@ -30,14 +29,6 @@ grid:
 rows:
   - {number_of_epochs: 3, flip_probability: 0.2, Use_the_current_trained_model: false}
 """
-
-
-@pytest.fixture(scope="module")
-def state_env(tmp_path_factory):
-    home = tmp_path_factory.mktemp("xdg")
-    return {**os.environ, "XDG_STATE_HOME": str(home / "state"),
-            "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
-            "PYTHONUNBUFFERED": "1"}
 
 
 def cli(env, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -32,14 +32,6 @@ BLACKHOLE = "10.255.255.1"  # a private address nothing answers: packets go unan
 
 
 @pytest.fixture(scope="module")
-def state_env(tmp_path_factory):
-    home = tmp_path_factory.mktemp("xdg")
-    return {**os.environ, "XDG_STATE_HOME": str(home / "state"),
-            "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
-            "PYTHONUNBUFFERED": "1"}
-
-
-@pytest.fixture(scope="module")
 def own_sshd(cluster, tmp_path_factory):
     sshd = OwnSshd(cluster, tmp_path_factory.mktemp("own-sshd"))
     sshd.start()

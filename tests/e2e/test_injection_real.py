@@ -6,7 +6,6 @@ command must see its arguments (and its results folder) exactly as given."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shlex
@@ -34,14 +33,6 @@ def hostile_values(canary: str) -> list[str]:
             f"a && {touch}", f"x\n{touch}\n", f"x\n#SBATCH --output=/tmp/{canary}\n",
             "{{ 7*7 }}", "{% if 1 %}x{% endif %}", "$HOME", "${PATH}", "back\\slash",
             "ünïcödé €", "%j %A", "-" + "x" * 2000, "", " spaced  out "]
-
-
-@pytest.fixture(scope="module")
-def state_env(tmp_path_factory):
-    home = tmp_path_factory.mktemp("xdg")
-    return {**os.environ, "XDG_STATE_HOME": str(home / "state"),
-            "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
-            "PYTHONUNBUFFERED": "1"}
 
 
 def cli(env, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -4,7 +4,6 @@ end to end on the local cluster: real sshd, SLURM, apptainer."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import selectors
 import signal
@@ -27,14 +26,6 @@ SMALL_REQUIREMENTS = DATA / "requirements-small.txt"
 CA_CERTS = Path("/usr/local/share/ca-certificates")
 SCRIPT = ("import os, sys; open('/results/model.txt', 'w').write(os.getcwd()); "
           "print('training', sys.argv[1]); sys.exit(4)")
-
-
-@pytest.fixture(scope="module")
-def state_env(tmp_path_factory):
-    home = tmp_path_factory.mktemp("xdg")
-    return {**os.environ, "XDG_STATE_HOME": str(home / "state"),
-            "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
-            "PYTHONUNBUFFERED": "1"}
 
 
 def cli_argv(*args: str) -> list[str]:

@@ -4,7 +4,6 @@ extends the built-in (an extra #SBATCH option, a setup line, an srun wrapper) an
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -28,14 +27,6 @@ echo "written by the site setup in job $SLURM_JOB_ID" > "$RESULTS/$WORK_NAME/sit
 {% endblock %}
 {% block launch %}srun --kill-on-bad-exit=1 {% endblock %}
 """
-
-
-@pytest.fixture(scope="module")
-def state_env(tmp_path_factory):
-    home = tmp_path_factory.mktemp("xdg")
-    return {**os.environ, "XDG_STATE_HOME": str(home / "state"),
-            "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
-            "PYTHONUNBUFFERED": "1"}
 
 
 def cli(env, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:

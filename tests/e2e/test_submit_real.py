@@ -27,14 +27,6 @@ NOTEBOOK = COLAB_NOTEBOOKS / "StarDist_2D_ZeroCostDL4Mic.ipynb"
 CA_CERTS = Path("/usr/local/share/ca-certificates")
 
 
-@pytest.fixture(scope="module")
-def state_env(tmp_path_factory):
-    home = tmp_path_factory.mktemp("xdg")
-    return {**os.environ, "XDG_STATE_HOME": str(home / "state"),
-            "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
-            "PYTHONUNBUFFERED": "1"}
-
-
 def cli_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "hpc_dl4mic.cli", *args]
 
