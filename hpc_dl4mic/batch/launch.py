@@ -133,7 +133,8 @@ def render_array_script(run: BatchRun, profile: Profile, *, image_name: str,
         data_dir=run.data_dir, notebook=run.notebook, offset=offset, array=array,
         indices=" ".join(str(i) for i in indices), task_timeout=run.task_timeout,
         retries=run.retries, signal_seconds=signal_seconds(time_limit),
-        sbatch_lines=list(sbatch_lines), modules=profile.modules, tool_version=__version__,
+        sbatch_lines=list(sbatch_lines), modules=profile.modules, apptainer=profile.apptainer,
+        tool_version=__version__,
         offline=not getattr(profile, "node_internet", False)))
 
 

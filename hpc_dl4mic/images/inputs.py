@@ -73,22 +73,47 @@ def _memo_path() -> Path:
     return cache_home() / "digests.json"
 
 
-def host_base_digest(host: Host) -> DigestFn:
-    """A base digest function reading a ``localimage`` base SIF on ``host`` ('' for other
-    bases): the cache record beside the SIF when its size matches, else a memo keyed by
-    host, path, size and mtime, else the host's checksum of the file."""
-    from .cache import is_local, on_host, read_record
+SUITE_LABEL = "org.hpc-dl4mic.debian-suite"
 
-    def digest(base: Base) -> str:
-        if base.kind != "localimage":
-            return ""
+
+class BaseReader:
+    """Reads a ``localimage`` base SIF on a host: its digest (``reader(base)``, a
+    :data:`DigestFn`; '' for other bases) and the Debian suite `hpc-dl4mic base` recorded
+    for it (:meth:`suite`). The cache record beside the SIF is read once."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self._records: dict[str, object] = {}
+
+    def _resolve(self, base: Base):
+        from .cache import is_local, on_host, read_record
+
+        host = self.host
         ref = os.path.realpath(os.path.expanduser(base.ref)) if is_local(host) else base.ref
         info = host.stat(ref)
         if info is None or info.kind == "dir":
             raise InputError(f"base localimage:{base.ref}: no such file{on_host(host)}")
-        record = read_record(host, posixpath.splitext(ref)[0] + ".json")
+        if ref not in self._records:
+            self._records[ref] = read_record(host, posixpath.splitext(ref)[0] + ".json")
+        return ref, info, self._records[ref]
+
+    def suite(self, base: Base) -> str | None:
+        """The Debian suite of a base made by `hpc-dl4mic base` (from its record's labels);
+        None for other bases and for SIFs without a record."""
+        if base.kind != "localimage":
+            return None
+        _ref, info, record = self._resolve(base)
+        if record is None or record.size != info.size:
+            return None
+        return record.labels.get(SUITE_LABEL) or None
+
+    def __call__(self, base: Base) -> str:
+        if base.kind != "localimage":
+            return ""
+        ref, info, record = self._resolve(base)
         if record is not None and record.size == info.size and record.sha256:
             return record.sha256
+        host = self.host
         if info.kind == "link":  # a remote link: no size to memo by
             return _checksum(host, ref, base)
         memo_key = f"{host.display}:{ref}:{info.size}:{info.mtime!r}"
@@ -104,7 +129,12 @@ def host_base_digest(host: Host) -> DigestFn:
                 pass  # a read-only home only costs a re-hash next time
         return str(memo[memo_key])
 
-    return digest
+
+def host_base_digest(host: Host) -> BaseReader:
+    """A base digest function reading a ``localimage`` base SIF on ``host`` ('' for other
+    bases): the cache record beside the SIF when its size matches, else a memo keyed by
+    host, path, size and mtime, else the host's checksum of the file."""
+    return BaseReader(host)
 
 
 def _checksum(host: Host, ref: str, base: Base) -> str:
@@ -116,11 +146,15 @@ def _checksum(host: Host, ref: str, base: Base) -> str:
         raise InputError(f"base localimage:{base.ref}: no such file{on_host(host)}") from None
 
 
-def base_digest(base: Base) -> str:
-    """SHA-256 of a localimage base SIF on this machine ('' for other bases)."""
+def _local_host() -> Host:
     from ..remote.localhost import LocalHost
 
-    return host_base_digest(LocalHost())(base)
+    return LocalHost()
+
+
+def base_digest(base: Base) -> str:
+    """SHA-256 of a localimage base SIF on this machine ('' for other bases)."""
+    return host_base_digest(_local_host())(base)
 
 
 def remote_base_digest(host: Host) -> DigestFn:
@@ -228,7 +262,7 @@ def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = No
                            requirements: Path | None = None, base: str | None = None,
                            gpu: bool = True, ca_certs: Path | None = None,
                            system_python: bool = False,
-                           digest: DigestFn = base_digest) -> BuildInputs:
+                           digest: DigestFn | None = None) -> BuildInputs:
     """Resolve inputs, convert notebooks, render and key the image of ``config``.
 
     ``digest`` reads a localimage base where it will be used (``remote_base_digest`` for a
@@ -237,11 +271,15 @@ def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = No
     from ..catalogue.sources import notebook_path, requirements_path
     from .render import make_spec, render_definition
 
+    digest = digest or host_base_digest(_local_host())
     certs = ca_cert_files(ca_certs)
     base_obj = parse_base(base) if base else None
+    chosen = base_obj or config.hpc.base
+    suite = digest.suite(chosen) if chosen and isinstance(digest, BaseReader) else None
     nb_files = image_notebooks(config, notebook_path(config, notebook))
     spec = make_spec(config, base=base_obj, gpu=gpu, notebook_files=tuple(nb_files),
-                     ca_certs=ca_cert_names(certs), accept_system_python=system_python)
+                     ca_certs=ca_cert_names(certs), accept_system_python=system_python,
+                     base_suite=suite)
     files = context_files(notebooks=nb_files, ca_certs=certs,
                           requirements=requirements_path(config, requirements).read_bytes())
     definition, key, inputs = _with_key(

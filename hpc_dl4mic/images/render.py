@@ -61,8 +61,10 @@ class ImageSpec:
 
 def make_spec(config: NotebookConfig, *, base: Base | None = None, gpu: bool = True,
               notebook_files: tuple[str, ...] | None = None, ca_certs: tuple[str, ...] = (),
-              accept_system_python: bool = False) -> ImageSpec:
-    """Resolve base and Python for ``config`` (errors name the config key or option to change)."""
+              accept_system_python: bool = False, base_suite: str | None = None) -> ImageSpec:
+    """Resolve base and Python for ``config`` (errors name the config key or option to
+    change). ``base_suite``: the Debian suite of a localimage base, when known (else a
+    localimage base is taken to be bookworm's, as `hpc-dl4mic base` makes by default)."""
     base = base or config.hpc.base or (config.default_base() if gpu else
                                        Base("docker", f"ubuntu:{config.ubuntu_version}"))
     python = config.python_version
@@ -75,8 +77,8 @@ def make_spec(config: NotebookConfig, *, base: Base | None = None, gpu: bool = T
                 "CUDA base, or name a suite and accept its Python with --system-python")
         base = replace(base, ref=suite)
     if base.is_debian:
-        system = DEBIAN_SYSTEM_PYTHON.get(base.ref, "3.11") if base.kind == "debootstrap" \
-            else DEBIAN_SYSTEM_PYTHON["bookworm"]
+        suite = base.ref if base.kind == "debootstrap" else (base_suite or "bookworm")
+        system = DEBIAN_SYSTEM_PYTHON.get(suite, "3.11")
         if python != system and not (accept_system_python or config.hpc.accept_system_python):
             suite = debian_suite_for(python)
             fits = (f"use --base debootstrap:{suite} (or a localimage: base built with "

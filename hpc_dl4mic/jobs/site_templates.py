@@ -34,15 +34,16 @@ TEMPLATE_KEYS: dict[str, str] = {
 }
 
 _SESSION = ("job_name", "session_dir", "sbatch_lines", "session_id", "image_name",
-            "tool_version", "image", "data_dir", "results_dir", "modules", "offline")
+            "tool_version", "image", "data_dir", "results_dir", "modules", "apptainer",
+            "offline")
 # the variables each job script is rendered with (tests check them against the callers)
 VARIABLES: dict[str, tuple[str, ...]] = {
     "job_template": (*_SESSION, "notebook", "ready_timeout", "bind_host"),
     "command_template": (*_SESSION, "command", "signal_seconds"),
     "batch_template": ("job_name", "run_dir", "run_id", "image", "image_name", "data_dir",
                        "notebook", "offset", "array", "indices", "task_timeout", "retries",
-                       "signal_seconds", "sbatch_lines", "modules", "tool_version",
-                       "offline"),
+                       "signal_seconds", "sbatch_lines", "modules", "apptainer",
+                       "tool_version", "offline"),
     "build_template": ("job_name", "log_path", "sbatch_lines", "image_name", "key",
                        "context_dir", "modules", "build_argv"),
 }

@@ -38,7 +38,7 @@ def render_command_script(session: Session, profile: Profile, *, image_name: str
         session_dir=session.session_dir, sbatch_lines=list(sbatch_lines),
         session_id=session.id, image_name=image_name, tool_version=__version__,
         image=session.image, data_dir=session.data_dir, results_dir=session.results_dir,
-        command=list(command), modules=profile.modules,
+        command=list(command), modules=profile.modules, apptainer=profile.apptainer,
         signal_seconds=signal_seconds(time_limit),
         offline=not getattr(profile, "node_internet", False)))
 

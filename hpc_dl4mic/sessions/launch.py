@@ -52,7 +52,8 @@ def render_job_script(session: Session, profile: Profile, *, image_name: str,
         session_dir=session.session_dir, sbatch_lines=sbatch_lines, session_id=session.id,
         image_name=image_name, tool_version=__version__, image=session.image,
         data_dir=session.data_dir, results_dir=session.results_dir, notebook=session.notebook,
-        ready_timeout=ready_timeout, modules=profile.modules, bind_host=bind_host,
+        ready_timeout=ready_timeout, modules=profile.modules, apptainer=profile.apptainer,
+        bind_host=bind_host,
         offline=not getattr(profile, "node_internet", False)))
 
 

@@ -52,20 +52,32 @@ def cluster() -> ClusterInfo:
 TEST_IMAGE_CACHE = Path(os.environ.get("HPC_DL4MIC_TEST_CACHE", "/var/tmp/hpc-dl4mic-test-cache"))
 
 
-@pytest.fixture(scope="session")
-def base_sif(cluster) -> Path:
-    """The small Debian base SIF, built once per machine and reused by content hash from a
-    machine-local cache (HPC_DL4MIC_TEST_CACHE); readable by the cluster's test user."""
+def debian_base(suite: str) -> Path:
+    """The small offline Debian base SIF of ``suite``, built once per machine and reused by
+    content hash from a machine-local cache (HPC_DL4MIC_TEST_CACHE); readable by the
+    cluster's test user."""
     from hpc_dl4mic.images.build import build_image, prepare_base_image
     from hpc_dl4mic.images.cache import ImageCache
 
     ca_dir = Path("/usr/local/share/ca-certificates")
-    inputs = prepare_base_image(ca_certs=ca_dir if any(ca_dir.glob("*.crt")) else None)
+    inputs = prepare_base_image(suite, ca_certs=ca_dir if any(ca_dir.glob("*.crt")) else None)
     TEST_IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
     TEST_IMAGE_CACHE.chmod(0o755)
     result = build_image(inputs, ImageCache(TEST_IMAGE_CACHE),
                          progress=lambda line: print(line, file=sys.stderr, flush=True))
     return result.path
+
+
+@pytest.fixture(scope="session")
+def base_sif(cluster) -> Path:
+    """The bookworm base (python 3.11)."""
+    return debian_base("bookworm")
+
+
+@pytest.fixture(scope="session")
+def bullseye_base_sif(cluster) -> Path:
+    """The bullseye base (python 3.9: the configs that ask for 3.9)."""
+    return debian_base("bullseye")
 
 
 CLUSTER_IMAGE_CACHE = Path("/var/tmp/hpc-dl4mic-e2e-cluster-cache")

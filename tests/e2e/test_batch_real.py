@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from clitools import ca_args, cli, ended, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +19,6 @@ DATA = REPO / "tests" / "data"
 CONFIG = DATA / "mini_sweep" / "configuration.yaml"
 NOTEBOOK = DATA / "mini_sweep.ipynb"
 SMALL_REQUIREMENTS = DATA / "requirements-small.txt"
-CA_CERTS = Path("/usr/local/share/ca-certificates")
 SWEEP = """\
 grid:
   number_of_epochs: [2, 13, 4]
@@ -31,16 +28,9 @@ rows:
 """
 
 
-def cli(env, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hpc_dl4mic.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
-
-
 def image_args(base_sif: Path) -> list[str]:
-    args = ["--notebook", str(NOTEBOOK), "--requirements", str(SMALL_REQUIREMENTS),
-            "--base", f"localimage:{base_sif}"]
-    return args + (["--ca-certs", str(CA_CERTS)] if any(CA_CERTS.glob("*.crt")) else [])
+    return ["--notebook", str(NOTEBOOK), "--requirements", str(SMALL_REQUIREMENTS),
+            "--base", f"localimage:{base_sif}", *ca_args()]
 
 
 def start(env, base_sif: Path, profile_file: Path, sweep: Path, *extra: str) -> str:
@@ -49,23 +39,6 @@ def start(env, base_sif: Path, profile_file: Path, sweep: Path, *extra: str) -> 
               "-p", "model_name", "sweep_model", *extra)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip().splitlines()[-1]
-
-
-def wait_for(env, run_id: str, done, timeout: float = 300) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        out = cli(env, "batch", "status", run_id, "--json", timeout=120)
-        assert out.returncode == 0, out.stderr
-        tasks = json.loads(out.stdout)
-        if done(tasks):
-            return tasks
-        if time.monotonic() > deadline:
-            raise AssertionError(f"batch run {run_id} not done in {timeout} s: {tasks}")
-        time.sleep(2)
-
-
-def ended(tasks: list[dict]) -> bool:
-    return all(t["state"] not in ("pending", "running") for t in tasks)
 
 
 def test_a_sweep_runs_as_a_job_array_fails_one_task_and_reruns_only_it(

@@ -58,3 +58,40 @@ def test_base_picks_its_suite_from_python_or_a_target():
         base_suite(python="3.8")
     with pytest.raises(InputError, match="--suite and --python: give one of"):
         base_suite("bookworm", python="3.9")
+
+
+def _base_sif(tmp_path, suite: str | None):
+    import json
+
+    sif = tmp_path / f"debian-{suite}-base-0123.sif"
+    sif.write_bytes(b"not really a sif")
+    if suite:
+        (tmp_path / f"debian-{suite}-base-0123.json").write_text(json.dumps(dict(
+            name=f"debian-{suite}-base", key="k" * 64, sha256="a" * 64,
+            size=sif.stat().st_size, created=0.0, base=f"debootstrap:{suite}",
+            tool_version="0", labels={"org.hpc-dl4mic.debian-suite": suite}, inputs={})))
+    return sif
+
+
+def test_a_localimage_base_from_hpc_dl4mic_base_brings_its_suites_python(tmp_path):
+    from hpc_dl4mic.images.inputs import prepare_notebook_image
+
+    care = resolve_target("CARE_3D_DL4Mic")  # asks for 3.9
+    from seeddata import COLAB_NOTEBOOKS
+
+    nb = COLAB_NOTEBOOKS / "CARE_3D_ZeroCostDL4Mic.ipynb"
+    req = tmp_path / "req.txt"
+    req.write_text("tifffile\n")
+    bullseye = _base_sif(tmp_path, "bullseye")
+    inputs = prepare_notebook_image(care, notebook=nb, requirements=req,
+                                    base=f"localimage:{bullseye}")
+    assert inputs.inputs["base-sha256"] == "a" * 64  # the record's digest, read once
+    bookworm = _base_sif(tmp_path, "bookworm")
+    with pytest.raises(ConfigError, match=r"3\.9 is not available .* \(it has Python 3\.11\)"):
+        prepare_notebook_image(care, notebook=nb, requirements=req,
+                               base=f"localimage:{bookworm}")
+    (tmp_path / "site").mkdir()
+    unknown = _base_sif(tmp_path / "site", None)  # a site's SIF: no record
+    with pytest.raises(ConfigError, match=r"it has Python 3\.11"):  # taken to be bookworm's
+        prepare_notebook_image(care, notebook=nb, requirements=req,
+                               base=f"localimage:{unknown}")

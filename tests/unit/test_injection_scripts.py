@@ -30,7 +30,7 @@ from hpc_dl4mic.fsutil import safe_name
 from hpc_dl4mic.images.builders import render_build_script
 from hpc_dl4mic.jobs.slurm import sbatch_lines, with_modules
 from hpc_dl4mic.remote.commands import remote_command
-from hpc_dl4mic.remote.profiles import get_profile
+from hpc_dl4mic.remote.profiles import Profile, get_profile
 from hpc_dl4mic.sessions.command import render_command_script
 from hpc_dl4mic.sessions.launch import render_job_script
 from hpc_dl4mic.sessions.prepare import check_job_paths
@@ -360,3 +360,17 @@ def test_the_canary_would_be_seen_if_a_value_were_interpreted(tmp_path):
     (tmp_path / "cwd").mkdir()
     subprocess.run(["bash", str(script)], cwd=tmp_path / "cwd", check=True)
     assert canaries(tmp_path)
+
+
+def test_the_profiles_apptainer_command_runs_the_container_in_every_job_script():
+    profile = Profile(name="p", host="h", apptainer="/opt/site apps/bin/apptainer")
+    session = session_for("cfg", ("/w", "/d", "/r"), "/c/img.sif", "nb.ipynb")
+    run = batch_run("cfg", "/d", "/r", "/c/img.sif", "nb.ipynb")
+    scripts = [render_job_script(session, profile, image_name="cfg", sbatch_lines=[]),
+               render_command_script(session, profile, image_name="cfg", command=["true"],
+                                     sbatch_lines=[]),
+               render_array_script(run, profile, image_name="cfg", sbatch_lines=[], offset=0,
+                                   indices=[0], array="0", time_limit=None)]
+    for script in scripts:
+        assert "'/opt/site apps/bin/apptainer' exec --nv" in script
+        assert not re.search(r"^\s*apptainer exec", script, re.M)
