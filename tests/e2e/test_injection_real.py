@@ -10,10 +10,10 @@ import re
 import secrets
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clitools import ca_args, cli
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,6 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
 CONFIG = DATA / "mini_sweep" / "configuration.yaml"
 SMALL_REQUIREMENTS = DATA / "requirements-small.txt"
-CA_CERTS = Path("/usr/local/share/ca-certificates")
 # the command: its arguments and working directory as JSON, in /results and on stdout
 SCRIPT = ("import json, os, sys; text = json.dumps({'argv': sys.argv[1:], 'cwd': os.getcwd()}); "
           "open('/results/seen.json', 'w').write(text); print('SEEN', text)")
@@ -35,16 +34,10 @@ def hostile_values(canary: str) -> list[str]:
             "ünïcödé €", "%j %A", "-" + "x" * 2000, "", " spaced  out "]
 
 
-def cli(env, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hpc_dl4mic.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
-
-
 def image_args(base_sif: Path) -> list[str]:
     args = ["--notebook", str(DATA / "mini_sweep.ipynb"), "--requirements",
             str(SMALL_REQUIREMENTS), "--base", f"localimage:{base_sif}"]
-    return args + (["--ca-certs", str(CA_CERTS)] if any(CA_CERTS.glob("*.crt")) else [])
+    return args + ca_args()
 
 
 def cluster_canaries(cluster, canary: str) -> str:

@@ -5,11 +5,10 @@ extends the built-in (an extra #SBATCH option, a setup line, an srun wrapper) an
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clitools import ca_args, cli
 
 pytestmark = pytest.mark.e2e
 
@@ -17,7 +16,6 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
 CONFIG = DATA / "mini_sweep" / "configuration.yaml"
 SMALL_REQUIREMENTS = DATA / "requirements-small.txt"
-CA_CERTS = Path("/usr/local/share/ca-certificates")
 
 SITE_TEMPLATE = """{% extends "slurm_templates/command.sbatch.j2" %}
 {% block sbatch_options %}{{ super() }}#SBATCH --comment=site-template
@@ -29,16 +27,10 @@ echo "written by the site setup in job $SLURM_JOB_ID" > "$RESULTS/$WORK_NAME/sit
 """
 
 
-def cli(env, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hpc_dl4mic.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
-
-
 def image_args(base_sif: Path) -> list[str]:
     args = ["--notebook", str(DATA / "mini_sweep.ipynb"), "--requirements",
             str(SMALL_REQUIREMENTS), "--base", f"localimage:{base_sif}"]
-    return args + (["--ca-certs", str(CA_CERTS)] if any(CA_CERTS.glob("*.crt")) else [])
+    return args + ca_args()
 
 
 def test_run_goes_through_a_site_template_that_extends_the_builtin(
@@ -77,5 +69,5 @@ def test_a_site_template_with_an_unknown_variable_is_refused_before_submitting(
                                   "undefined (profile testcluster: command_template; a "
                                   "command_template gets: job_name, session_dir, sbatch_lines, "
                                   "session_id, image_name, tool_version, image, data_dir, "
-                                  "results_dir, modules, offline, command, signal_seconds)")
+                                  "results_dir, modules, apptainer, offline, command, signal_seconds)")
     assert cluster.ssh("squeue -h -u $USER -o %i | wc -l").stdout == before
