@@ -69,5 +69,6 @@ def test_a_site_template_with_an_unknown_variable_is_refused_before_submitting(
                                   "undefined (profile testcluster: command_template; a "
                                   "command_template gets: job_name, session_dir, sbatch_lines, "
                                   "session_id, image_name, tool_version, image, data_dir, "
-                                  "results_dir, modules, apptainer, offline, command, signal_seconds)")
+                                  "results_dir, modules, apptainer, offline, command, "
+                                  "signal_seconds)")
     assert cluster.ssh("squeue -h -u $USER -o %i | wc -l").stdout == before
