@@ -269,7 +269,7 @@ def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = No
     build on the cluster)."""
     from ..catalogue.config import parse_base
     from ..catalogue.sources import notebook_path, requirements_path
-    from .render import make_spec, render_definition
+    from .render import compat_pins, make_spec, render_definition
 
     digest = digest or host_base_digest(_local_host())
     certs = ca_cert_files(ca_certs)
@@ -280,8 +280,9 @@ def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = No
     spec = make_spec(config, base=base_obj, gpu=gpu, notebook_files=tuple(nb_files),
                      ca_certs=ca_cert_names(certs), accept_system_python=system_python,
                      base_suite=suite)
-    files = context_files(notebooks=nb_files, ca_certs=certs,
-                          requirements=requirements_path(config, requirements).read_bytes())
+    req = requirements_path(config, requirements).read_bytes()
+    spec = replace(spec, compat_pip=compat_pins(req.decode("utf-8", "replace")))
+    files = context_files(notebooks=nb_files, ca_certs=certs, requirements=req)
     definition, key, inputs = _with_key(
         lambda extra: render_definition(replace(spec, labels_extra=extra)), spec.base, files,
         digest=digest)

@@ -42,6 +42,25 @@ def jupyter_pins(python: str) -> tuple[str, ...]:
     return ("jupyterlab==3.6.0", "ipykernel==6.29.5", "ipywidgets==8.1.0", "papermill==2.6.0")
 
 
+_OLD_MATPLOTLIB = re.compile(r"^\s*matplotlib\s*(==|<=|<|~=)\s*(\d+(?:\.\d+)*)", re.I | re.M)
+MATPLOTLIB_INLINE_PIN = "matplotlib-inline<0.2"
+
+
+def compat_pins(requirements: str) -> tuple[str, ...]:
+    """Pins a notebook's own requirements need next to the Jupyter stack: ipykernel pulls the
+    newest matplotlib-inline, whose 0.2 releases fail on ``import matplotlib.pyplot`` with a
+    matplotlib older than 3.5.2 (``RcParams._get``; matplotlib-inline issue 54), which 12 of
+    the ZeroCostDL4Mic requirements files pin (3.5.0, 2.2.3)."""
+    if re.search(r"^\s*matplotlib[-_]inline\b", requirements, re.I | re.M):
+        return ()
+    for op, version in _OLD_MATPLOTLIB.findall(requirements):
+        parts = tuple(int(x) for x in version.split(".")[:3])
+        parts += (0,) * (3 - len(parts))
+        if parts < (3, 5, 2) or (op == "<" and parts <= (3, 5, 2)):
+            return (MATPLOTLIB_INLINE_PIN,)
+    return ()
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     """Everything that determines an image, resolved from a config and build options."""
@@ -54,6 +73,7 @@ class ImageSpec:
     requirements: bool = True  # requirements.txt in the build context
     ca_certs: tuple[str, ...] = ()  # basenames, in the build context under ca-certs/
     extra_pip: tuple[str, ...] = ()
+    compat_pip: tuple[str, ...] = ()  # compat_pins() of the requirements file
     ports: tuple[int, ...] = (8888,)
     tool_version: str = __version__
     labels_extra: tuple[tuple[str, str], ...] = field(default=())
@@ -162,7 +182,8 @@ def _context(spec: ImageSpec) -> dict:
         "notebooks_dir": NOTEBOOKS_DIR, "ca_certs": spec.ca_certs, "apt_packages": apt,
         "deadsnakes": deadsnakes, "python_packages": python_packages, "python_exe": python_exe,
         "jupyter_pins": jupyter_pins(spec.python), "requirements": spec.requirements,
-        "extra_pip": spec.extra_pip, "tag": spec.config.name.lower(),
+        "extra_pip": spec.extra_pip, "compat_pip": spec.compat_pip,
+        "tag": spec.config.name.lower(),
     }
 
 

@@ -133,3 +133,31 @@ def test_cpu_variant_uses_plain_ubuntu():
     text = render_dockerfile(spec)
     assert "FROM ubuntu:22.04" in text
     assert "XLA_FLAGS" not in text
+
+
+def test_requirements_pinning_an_old_matplotlib_get_a_matplotlib_inline_it_works_with():
+    from seeddata import REQUIREMENTS
+
+    from hpc_dl4mic.images.render import compat_pins
+
+    old = [p.name for p in sorted(REQUIREMENTS.glob("*.txt"))
+           if compat_pins(p.read_text(errors="replace"))]
+    assert "DRMIME_2D_requirements_simple.txt" in old and len(old) == 12, old
+    assert compat_pins("matplotlib==3.7.1\n") == ()
+    assert compat_pins("matplotlib<3.5.2\n") == ("matplotlib-inline<0.2",)
+    assert compat_pins("matplotlib==3.5.0\nmatplotlib-inline==0.1.7\n") == ()
+    assert compat_pins("matplotlib-inline\n") == ()
+
+
+def test_the_compatibility_pin_is_installed_after_the_requirements(tmp_path):
+    from seeddata import COLAB_NOTEBOOKS, REQUIREMENTS
+
+    from hpc_dl4mic.images.inputs import prepare_notebook_image
+
+    config = resolve_target("DRMIME_2D_DL4Mic")
+    inputs = prepare_notebook_image(
+        config, notebook=COLAB_NOTEBOOKS / "DRMIME_2D_ZeroCostDL4Mic.ipynb",
+        requirements=REQUIREMENTS / "DRMIME_2D_requirements_simple.txt", base="debootstrap")
+    lines = inputs.definition.splitlines()
+    req = next(i for i, ln in enumerate(lines) if "pip install -r" in ln)
+    assert "pip install 'matplotlib-inline<0.2'" in lines[req + 2]
