@@ -362,9 +362,15 @@ class ImageCache:
 
     def add(self, built_sif: Path | str, record: ImageRecord) -> Path:
         """Move a complete image into place (rename, same filesystem) and write its record,
-        both with the cache's file mode."""
+        both with the cache's file mode; in a shared cache the image gets the cache
+        folder's group (as the record does from the setgid folder), so that every member's
+        cache check finds and reads it."""
         target = self.sif_path(record.name, record.key)
-        mode = self.file_mode()
+        dir_mode = self._dir_mode()
+        mode = file_mode_for(dir_mode)
+        if is_shared(dir_mode):  # built in a private folder: it has the builder's own group
+            self.host.run(["chgrp", f"--reference={self.root}", "--", str(built_sif)],
+                          check=False, timeout=60)
         self.host.chmod(str(built_sif), mode)
         move(self.host, str(built_sif), str(target))
         self.host.write_file(str(self.record_path(record.name, record.key)), record.to_json(),

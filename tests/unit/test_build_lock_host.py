@@ -209,3 +209,16 @@ def test_both_cluster_builders_build_under_the_lock(kind, monkeypatch):
     assert not result.cached and order == ["lock", "build"]
     record = json.loads(host.files["/c/X_DL4Mic-aaaaaaaaaaaaaaaa.json"].data)
     assert record["key"] == "a" * 64
+
+
+@pytest.mark.parametrize("cache_mode", [0o2775, 0o755], ids=["shared", "private"])
+def test_an_image_gets_the_shared_cache_folders_group(cache_mode):
+    host = host_with_apptainer(cache_mode)
+    build(INPUTS, host, "/c", builder=make_builder("login", fakeroot=True))
+    chgrp = [c for c in host.commands() if c[0] == "chgrp"]
+    if cache_mode & 0o020:
+        (argv,) = chgrp
+        assert argv[:3] == ["chgrp", "--reference=/c", "--"]
+        assert argv[3].startswith("/c/.tmp/") and argv[3].endswith("/image.sif")
+    else:
+        assert not chgrp
