@@ -129,6 +129,7 @@ class FakeHost:
         self.handlers: list[tuple[tuple[str, ...], Handler]] = []
         self.forwards: list[_Forward] = []
         self.fail_writes: set[str] = set()  # paths whose write/put raises (permission denied)
+        self.locks: list[str] = []  # build-lock files taken (the holder's argument)
         self._scheduler = FakeScheduler(self)
         self.makedirs(home, 0o755)
         self.closed = False
@@ -223,8 +224,16 @@ class FakeHost:
             return (1, "", f"mv: cannot stat {src}: No such file or directory")
         return (0, "", "")
 
+    def _bash(self, argv: list[str]) -> tuple[int, str, str]:
+        """The build lock's holder (``hpc_dl4mic.images.hostlock``): taken at once (a
+        test that wants a wait answers ``bash`` itself); other scripts: not found."""
+        if argv[3:4] == ["hpc-dl4mic-lock"]:
+            self.locks.append(argv[4])
+            return (0, "pid 4242\nlocked\n", "")
+        return (127, "", "bash: command not found")
+
     BUILTINS: dict[str, Callable[[FakeHost, list[str]], tuple[int, str, str]]] = {
-        "rm": _rm, "mv": _mv}
+        "rm": _rm, "mv": _mv, "bash": _bash}
 
     def stream(self, argv: Sequence[str], *, on_line=None, check: bool = True,
                timeout: float | None = None, env: Mapping[str, str] | None = None,

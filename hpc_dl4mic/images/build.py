@@ -83,8 +83,9 @@ def build(inputs: BuildInputs, host: Host, cache: ImageCache | Path | str | None
     ``host``; default: this machine's cache), built by ``builder`` (default ``here``) when
     it is not there or ``force`` is given.
 
-    Builds of the same image into one cache on this machine wait for each other
-    (:meth:`ImageCache.build_lock`): the later ones return the image the first built.
+    Builds of the same image into one cache wait for each other, on this machine and on a
+    cluster (:meth:`ImageCache.build_lock`): after the wait the cache is checked again and
+    the later ones return the image the first built.
     On Ctrl-C, SIGTERM or a timeout the builder stops the build (``notice``, default
     stderr, gets one line saying so) and the build folder is removed before the exception
     propagates. A failed build is a :class:`BuildError` with the tail of its log.
@@ -98,9 +99,12 @@ def build(inputs: BuildInputs, host: Host, cache: ImageCache | Path | str | None
             return BuildResult(cache.sif_path(inputs.name, inputs.key), inputs.key,
                                inputs.name, True, time.monotonic() - started)
     say = progress or (lambda _line: None)
-    with terminating(), cache.build_lock(inputs.name, inputs.key, say=say):
+    with terminating(), cache.build_lock(inputs.name, inputs.key, say=say) as lock:
         if not force and cache.lookup(inputs.name, inputs.key) is not None:
             # built by another process while this one waited for the lock
+            by = f" by {lock.holder}" if lock.holder else ""
+            say(f"{image_stem(inputs.name, inputs.key)} was built{by} meanwhile "
+                f"(waited {lock.seconds:.0f} s): using it")
             return BuildResult(cache.sif_path(inputs.name, inputs.key), inputs.key,
                                inputs.name, True, time.monotonic() - started)
         path = _build(inputs, host, cache, builder or make_builder("here"), say=say,

@@ -35,6 +35,7 @@ from ..fsutil import default_image_cache
 
 if TYPE_CHECKING:
     from ..remote.host import FileInfo, Host
+    from .hostlock import LockState
 
 KEY_CHARS = 16
 NAME_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -291,23 +292,40 @@ class ImageCache:
         self.host.makedirs(path, mode=0o700)
         return Path(path)
 
+    def lock_path(self, name: str, key: str) -> Path:
+        """The build lock of one image: ``.tmp/<stem>.lock``."""
+        return self.tmp_dir / f"{image_stem(name, key)}.lock"
+
+    def lock_mode(self) -> int:
+        """The lock file's mode: 0660 in a shared cache (every member may lock it), 0600
+        in a private one; never world-writable."""
+        return 0o660 if is_shared(self._dir_mode()) else 0o600
+
     @contextmanager
     def build_lock(self, name: str, key: str, *,
-                   say: Callable[[str], None] | None = None) -> Iterator[None]:
+                   say: Callable[[str], None] | None = None) -> Iterator[LockState]:
         """Hold the lock of one image while it is built, so that builds of the same image
-        into this cache run one after the other (the later ones then find it cached).
+        into this cache run one after the other (the later ones then find it cached);
+        yields a :class:`~.hostlock.LockState` (did it wait, for whom).
 
-        On this machine: an exclusive ``flock`` on ``.tmp/<stem>.lock`` (released by the
-        kernel if the process dies; the file is removed by the holder). On a cluster no
-        lock is taken: each build renames its own complete image into place."""
+        An exclusive ``flock`` on ``.tmp/<stem>.lock``, released by the kernel if its
+        holder dies: on this machine held by this process; on a cluster by a holder process
+        there (:class:`~.hostlock.HostLock`), which ends when this command does."""
+        from .hostlock import HostLock, LockState
+
+        say = say or (lambda _line: None)
         if not is_local(self.host):
-            yield
+            self.ensure()
+            with HostLock(self.host, str(self.lock_path(name, key)), mode=self.lock_mode(),
+                          what=image_stem(name, key), say=say) as state:
+                yield state
             return
         import fcntl
 
         self.ensure()
-        path = self.tmp_dir / f"{image_stem(name, key)}.lock"
-        waited = False
+        path = self.lock_path(name, key)
+        state = LockState()
+        started = time.monotonic()
         while True:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, self.file_mode())
@@ -317,10 +335,10 @@ class ImageCache:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    if not waited and say is not None:
+                    if not state.waited:
                         say(f"waiting for another build of {image_stem(name, key)} into "
-                            f"{self.directory}")
-                    waited = True
+                            f"{self.directory} (lock {path})")
+                    state.waited = True
                     fcntl.flock(fd, fcntl.LOCK_EX)
                 try:  # the holder before us may have removed the file: lock the new one
                     same = os.stat(path).st_ino == os.fstat(fd).st_ino
@@ -332,8 +350,9 @@ class ImageCache:
             if same:
                 break
             os.close(fd)
+        state.seconds = time.monotonic() - started
         try:
-            yield
+            yield state
         finally:
             try:
                 path.unlink()
@@ -343,9 +362,15 @@ class ImageCache:
 
     def add(self, built_sif: Path | str, record: ImageRecord) -> Path:
         """Move a complete image into place (rename, same filesystem) and write its record,
-        both with the cache's file mode."""
+        both with the cache's file mode; in a shared cache the image gets the cache
+        folder's group (as the record does from the setgid folder), so that every member's
+        cache check finds and reads it."""
         target = self.sif_path(record.name, record.key)
-        mode = self.file_mode()
+        dir_mode = self._dir_mode()
+        mode = file_mode_for(dir_mode)
+        if is_shared(dir_mode):  # built in a private folder: it has the builder's own group
+            self.host.run(["chgrp", f"--reference={self.root}", "--", str(built_sif)],
+                          check=False, timeout=60)
         self.host.chmod(str(built_sif), mode)
         move(self.host, str(built_sif), str(target))
         self.host.write_file(str(self.record_path(record.name, record.key)), record.to_json(),

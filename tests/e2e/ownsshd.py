@@ -1,6 +1,7 @@
 """A private sshd for fault tests: the cluster's host key and the test user's authorized
 keys (as tests/cluster/up.sh's 2FA sshd), on its own port and PID file, so that a test may
-stop, restart or cut the connections of this one without touching the shared sshds."""
+stop, restart or cut the connections of this one without touching the shared sshds; or let
+in more users than the shared sshd's one (``allow_users``)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def _kill(pids: list[int]) -> None:
 class OwnSshd:
     """``sshd`` on 127.0.0.1:PORT, started from a test fixture (root) and stopped by it."""
 
-    def __init__(self, cluster: ClusterInfo, folder: Path) -> None:
+    def __init__(self, cluster: ClusterInfo, folder: Path,
+                 allow_users: tuple[str, ...] = ()) -> None:
         self.cluster = cluster
         self.folder = folder
         self.port = free_port()
@@ -69,7 +71,8 @@ class OwnSshd:
             "AuthorizedKeysFile .ssh/authorized_keys\n"
             "PubkeyAuthentication yes\nPasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\nPermitRootLogin no\n"
-            f"AllowUsers {cluster.user}\nUsePAM no\nAllowTcpForwarding yes\n"
+            f"AllowUsers {' '.join(allow_users or (cluster.user,))}\n"
+            "UsePAM no\nAllowTcpForwarding yes\n"
             "X11Forwarding no\nPrintMotd no\n"
             "Subsystem sftp internal-sftp\n"
             "MaxStartups 50:30:100\nMaxSessions 50\nLogLevel INFO\n")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import signal
 import stat
@@ -21,6 +20,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from seeddata import interactive_signals
 from test_submit_real import api, cli_argv, read_url, run_cli, submit_args
+from users import ensure_user
 
 pytestmark = pytest.mark.e2e
 
@@ -30,11 +30,7 @@ OTHER_USER = "hpcuser2"
 @pytest.fixture(scope="module")
 def other_user(cluster) -> str:
     """A second unprivileged user of the cluster (created once, kept)."""
-    try:
-        pwd.getpwnam(OTHER_USER)
-    except KeyError:
-        subprocess.run(["useradd", "-M", "-s", "/bin/sh", OTHER_USER], check=True, timeout=60)
-    return OTHER_USER
+    return ensure_user(OTHER_USER).name
 
 
 @pytest.fixture(scope="module")
