@@ -90,7 +90,7 @@ def render_to_dir(config: NotebookConfig, directory: Path, *, docker: bool, appt
     from dataclasses import replace
 
     from ..catalogue.config import parse_base
-    from .render import compat_pins, make_spec
+    from .render import compat_apt, compat_pins, make_spec
 
     if notebook is not None and not Path(notebook).is_file():
         raise InputError(f"--notebook {notebook}: no such file")
@@ -101,8 +101,8 @@ def render_to_dir(config: NotebookConfig, directory: Path, *, docker: bool, appt
                      notebook_files=notebook_names(config), ca_certs=ca_cert_names(certs),
                      accept_system_python=system_python)
     if requirements is not None:
-        spec = replace(spec, compat_pip=compat_pins(
-            Path(requirements).read_text(encoding="utf-8", errors="replace")))
+        text = Path(requirements).read_text(encoding="utf-8", errors="replace")
+        spec = replace(spec, compat_pip=compat_pins(text), compat_apt=compat_apt(text))
     return write_context(spec, directory, docker=docker and spec.base.kind == "docker",
                          apptainer=apptainer,
                          notebooks=image_notebooks(config, notebook) if notebook else None,

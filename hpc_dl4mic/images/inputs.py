@@ -269,7 +269,7 @@ def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = No
     build on the cluster)."""
     from ..catalogue.config import parse_base
     from ..catalogue.sources import notebook_path, requirements_path
-    from .render import compat_pins, make_spec, render_definition
+    from .render import compat_apt, compat_pins, make_spec, render_definition
 
     digest = digest or host_base_digest(_local_host())
     certs = ca_cert_files(ca_certs)
@@ -281,7 +281,8 @@ def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = No
                      ca_certs=ca_cert_names(certs), accept_system_python=system_python,
                      base_suite=suite)
     req = requirements_path(config, requirements).read_bytes()
-    spec = replace(spec, compat_pip=compat_pins(req.decode("utf-8", "replace")))
+    text = req.decode("utf-8", "replace")
+    spec = replace(spec, compat_pip=compat_pins(text), compat_apt=compat_apt(text))
     files = context_files(notebooks=nb_files, ca_certs=certs, requirements=req)
     definition, key, inputs = _with_key(
         lambda extra: render_definition(replace(spec, labels_extra=extra)), spec.base, files,

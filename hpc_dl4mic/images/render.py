@@ -61,6 +61,17 @@ def compat_pins(requirements: str) -> tuple[str, ...]:
     return ()
 
 
+_OPENCV_GUI = re.compile(r"^\s*opencv-(?:contrib-)?python\s*(?:[=<>~!;\[]|$)", re.I | re.M)
+OPENCV_APT = ("libgl1", "libglib2.0-0")
+
+
+def compat_apt(requirements: str) -> tuple[str, ...]:
+    """System libraries a notebook's requirements need that a minimal base lacks: the
+    non-headless ``opencv-python`` wheels load ``libGL.so.1`` and glib's ``libgthread``
+    (12 of the ZeroCostDL4Mic files pin one; DRMIME 2D failed on ``import cv2``)."""
+    return OPENCV_APT if _OPENCV_GUI.search(requirements) else ()
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     """Everything that determines an image, resolved from a config and build options."""
@@ -74,6 +85,7 @@ class ImageSpec:
     ca_certs: tuple[str, ...] = ()  # basenames, in the build context under ca-certs/
     extra_pip: tuple[str, ...] = ()
     compat_pip: tuple[str, ...] = ()  # compat_pins() of the requirements file
+    compat_apt: tuple[str, ...] = ()  # compat_apt() of the requirements file
     ports: tuple[int, ...] = (8888,)
     tool_version: str = __version__
     labels_extra: tuple[tuple[str, str], ...] = field(default=())
@@ -170,6 +182,7 @@ def _context(spec: ImageSpec) -> dict:
         python_packages, apt, python_exe = [], ["python3", "python3-venv"], "python3"
     else:  # localimage: the base provides python3 (and usually /opt/venv)
         python_packages, apt, python_exe = [], [], "python3"
+    apt += [name for name in spec.compat_apt if name not in apt]
     environment = [("LC_ALL", "C.UTF-8"), ("HPC_DL4MIC_NOTEBOOKS", NOTEBOOKS_DIR)]
     if spec.gpu and docker_ubuntu:
         environment.append(("XLA_FLAGS", "--xla_gpu_cuda_data_dir=/usr/local/cuda"))

@@ -161,3 +161,30 @@ def test_the_compatibility_pin_is_installed_after_the_requirements(tmp_path):
     lines = inputs.definition.splitlines()
     req = next(i for i, ln in enumerate(lines) if "pip install -r" in ln)
     assert "pip install 'matplotlib-inline<0.2'" in lines[req + 2]
+
+
+def test_requirements_with_opencv_python_get_the_libraries_it_loads():
+    from seeddata import REQUIREMENTS
+
+    from hpc_dl4mic.images.render import compat_apt
+
+    gui = [p.name for p in sorted(REQUIREMENTS.glob("*.txt"))
+           if compat_apt(p.read_text(errors="replace"))]
+    assert "DRMIME_2D_requirements_simple.txt" in gui and len(gui) == 12, gui
+    assert compat_apt("opencv-python-headless==3.4.18.65\n") == ()
+    assert compat_apt("opencv-contrib-python\n") == ("libgl1", "libglib2.0-0")
+    assert compat_apt("opencv-python-headless\nnumpy\n") == ()
+
+
+def test_a_localimage_base_gets_the_apt_step_only_for_such_requirements(tmp_path):
+    from dataclasses import replace
+
+    from hpc_dl4mic.images.render import make_spec
+
+    config = resolve_target("DRMIME_2D_DL4Mic")
+    spec = make_spec(config, base=parse_base("debootstrap"))
+    plain = render_definition(spec)
+    with_gl = render_definition(replace(spec, compat_apt=("libgl1", "libglib2.0-0")))
+    assert "libgl1" not in plain
+    assert re.search(r"apt-get install -y --no-install-recommends python3 python3-venv "
+                     r"libgl1 libglib2\.0-0", with_gl)
