@@ -22,7 +22,7 @@ from hpc_dl4mic.notebooks.convert import convert
 from hpc_dl4mic.notebooks.params import ParamSpec
 from hpc_dl4mic.notebooks.versioncheck import VERSION_CHECK_TIMEOUT, offline_safe_version_check
 
-TEMPLATES = ("dirs", "online", "batch_setup", "interactive_setup")
+TEMPLATES = ("dirs", "online", "headless", "batch_setup", "interactive_setup")
 CELLCODE = Path(cellcode.__file__).parent
 
 
@@ -78,7 +78,8 @@ def test_inlined_dirs_block_replaces_the_import_and_its_blank_lines():
     online = cellcode.template("online")
     batch = cellcode.template("batch_setup")
     interactive = cellcode.template("interactive_setup")
-    assert "# otherwise sets its own default, as in Colab.\n" + dirs + online \
+    headless = cellcode.template("headless")
+    assert "# otherwise sets its own default, as in Colab.\n" + dirs + headless + online \
         + "_HPC_DEFAULTS = {}" in batch
     assert "import json as _hpc_json\n" + dirs + online + "HPC_DL4MIC_VALUES_FILE = " \
         in interactive

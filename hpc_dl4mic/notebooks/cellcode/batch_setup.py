@@ -2,6 +2,7 @@
 # out which parameters were given. Each former #@param line keeps a given value and
 # otherwise sets its own default, as in Colab.
 from .dirs import _hpc_os  # hpc-dl4mic: inline dirs.py  # noqa: F401
+from .headless import hpc_dl4mic_interact  # hpc-dl4mic: inline headless.py  # noqa: F401
 from .online import hpc_dl4mic_needs_internet  # hpc-dl4mic: inline online.py  # noqa: F401
 
 _HPC_DEFAULTS = {}
