@@ -99,4 +99,68 @@ DRMIME_2D = Recipe(
     predictions="registered/nbm_drmime/*_registered.tif", prediction_section="4.2.",
     suite="bullseye")
 
-RECIPES: dict[str, Recipe] = {r.config: r for r in (STARDIST_2D, DRMIME_2D)}
+
+
+def _restoration_3d_data(root: Path, *, size: int = 128, depth: int = 8, train: int = 3,
+                         test: int = 1) -> None:
+    """Noisy and clean stacks with the same names (CARE 3D, 3D U-Net-style pairs)."""
+    write_scenes({"image": root / "train" / "low", "clean": root / "train" / "high"},
+                 train, seed=4, size=size, depth=depth)
+    write_scenes({"image": root / "test" / "low", "clean": root / "test" / "high"},
+                 test, seed=5, size=size, depth=depth, prefix="test")
+
+
+def _denoiseg_data(root: Path, *, size: int = 128, noisy: int = 8, labelled: int = 4) -> None:
+    """Noisy images, instance labels for the first few of them only (DenoiSeg trains on
+    both), and a test set with labels and clean images."""
+    write_scenes({"image": root / "train" / "noisy"}, noisy, seed=6, size=size)
+    write_scenes({"labels": root / "train" / "labels"}, labelled, seed=6, size=size)
+    write_scenes({"image": root / "test" / "noisy", "labels": root / "test" / "labels",
+                  "clean": root / "test" / "clean"}, 2, seed=7, size=size, prefix="test")
+
+
+SPLINEDIST_2D = Recipe(
+    config="SplineDist_2D_DL4Mic", notebook="SplineDist_2D_ZeroCostDL4Mic.ipynb",
+    requirements="SplineDist_2D_requirements_simple.txt", framework="tensorflow",
+    make_data=_instance_data,
+    params={"Training_source": "{data}/train/images", "Training_target": "{data}/train/masks",
+            "model_name": "nbm_splinedist", "model_path": "/results",
+            "number_of_epochs": 1, "Use_Default_Advanced_Parameters": False,
+            "batch_size": 2, "number_of_steps": 2, "patch_size": 64,
+            "number_of_control_points": 8,
+            "Source_QC_folder": "{data}/test/images", "Target_QC_folder": "{data}/test/masks",
+            "Data_folder": "{data}/test/images", "Results_folder": "/results"},
+    # 6.1. chdir()s into Results_folder without creating it: the task's own /results exists
+    predictions="test_*.tif", prediction_section="6.1.", suite="bullseye")
+
+CARE_3D = Recipe(
+    config="CARE_3D_DL4Mic", notebook="CARE_3D_ZeroCostDL4Mic.ipynb",
+    requirements="CARE_3D_requirements_simple.txt", framework="tensorflow",
+    make_data=_restoration_3d_data,
+    params={"Training_source": "{data}/train/low", "Training_target": "{data}/train/high",
+            "model_name": "nbm_care3d", "model_path": "/results",
+            "number_of_epochs": 1, "patch_size": 32, "patch_height": 4,
+            "number_of_patches": 4, "Use_Default_Advanced_Parameters": False,
+            "batch_size": 2, "number_of_steps": 2,
+            "Source_QC_folder": "{data}/test/low", "Target_QC_folder": "{data}/test/high",
+            "Data_folder": "{data}/test/low", "Result_folder": "/results"},
+    # 6.1. writes into Result_folder without creating it
+    predictions="test_*.tif", prediction_section="6.1.", suite="bullseye")
+
+DENOISEG = Recipe(
+    config="DenoiSeg_DL4Mic", notebook="DenoiSeg_ZeroCostDL4Mic.ipynb",
+    requirements="Denoiseg_requirements_simple.txt", framework="tensorflow",
+    make_data=_denoiseg_data,
+    params={"Training_source": "{data}/train/noisy", "Training_target": "{data}/train/labels",
+            "model_name": "nbm_denoiseg", "model_path": "/results",
+            "number_of_epochs": 1, "Use_Default_Advanced_Parameters": False,
+            "batch_size": 2, "number_of_steps": 2,
+            "Source_QC_folder": "{data}/test/noisy",
+            "Target_Denoising_folder": "{data}/test/clean",
+            "Target_Segmentation_folder": "{data}/test/labels",
+            "Data_folder": "{data}/test/noisy", "Result_folder": "/results"},
+    # 6.1. writes into Result_folder without creating it
+    predictions="Predicted_segmentation_*.tif", prediction_section="6.1.", suite="bullseye")
+
+RECIPES: dict[str, Recipe] = {r.config: r for r in (STARDIST_2D, DRMIME_2D, SPLINEDIST_2D,
+                                                   CARE_3D, DENOISEG)}
