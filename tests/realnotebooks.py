@@ -14,7 +14,7 @@ from pathlib import Path
 
 from seeddata import COLAB_NOTEBOOKS as NOTEBOOKS
 from seeddata import REQUIREMENTS
-from synthdata import write_scenes
+from synthdata import write_scenes, write_smlm, write_sr_pairs
 
 
 @dataclass(frozen=True)
@@ -162,5 +162,137 @@ DENOISEG = Recipe(
     # 6.1. writes into Result_folder without creating it
     predictions="Predicted_segmentation_*.tif", prediction_section="6.1.", suite="bullseye")
 
-RECIPES: dict[str, Recipe] = {r.config: r for r in (STARDIST_2D, DRMIME_2D, SPLINEDIST_2D,
-                                                   CARE_3D, DENOISEG)}
+
+
+def _smlm_data(root: Path) -> None:
+    """SMLM movies with their localisation CSVs (Deep-STORM): one to load in 3.1. a), one
+    for the quality control (image and CSV in two folders, paired by order) and one to
+    predict."""
+    write_smlm(root / "train" / "movie.tif", root / "train" / "movie.csv", seed=8)
+    write_smlm(root / "qc" / "images" / "qc.tif", root / "qc" / "locs" / "qc.csv", seed=9)
+    write_smlm(root / "test" / "movie.tif", root / "test" / "movie.csv", seed=10)
+
+
+def _segmentation_3d_data(root: Path, *, size: int = 128, depth: int = 8) -> None:
+    """Stacks and binary (0/255) masks (3D U-Net)."""
+    write_scenes({"image": root / "train" / "images", "mask": root / "train" / "masks"},
+                 4, seed=11, size=size, depth=depth)
+    write_scenes({"image": root / "test" / "images", "mask": root / "test" / "masks"},
+                 1, seed=12, size=size, depth=depth, prefix="test")
+
+
+DEEP_STORM_2D = Recipe(
+    config="Deep-STORM_2D_DL4Mic", notebook="Deep-STORM_2D_ZeroCostDL4Mic.ipynb",
+    requirements="DeepSTORM_requirements_simple.txt", framework="tensorflow",
+    make_data=_smlm_data,
+    params={"ImageData_path": "{data}/train/movie.tif",
+            "LocalizationData_path": "{data}/train/movie.csv",
+            "get_pixel_size_from_file": False, "pixel_size": 100,
+            "FOV_size": 3200, "number_of_frames": 4, "Save_path": "/results/simulated",
+            "patch_size": 16, "upsampling_factor": 4, "num_patches_per_frame": 10,
+            "min_number_of_emitters_per_patch": 1, "max_num_patches": 40,
+            "model_path": "/results", "model_name": "nbm_deepstorm", "number_of_epochs": 1,
+            "batch_size": 4, "number_of_steps": 2,
+            "QC_image_folder": "{data}/qc/images", "QC_loc_folder": "{data}/qc/locs",
+            "Data_folder": "{data}/test", "Result_folder": "/results/predictions"},
+    # 3.1. has two parts with one number, a) load and b) simulate: both run (b's simulated
+    # movie is what 3.2. cuts into patches). 6.2. (drift correction) and 6.3.
+    # (visualisation) post-process a localisation file of 6.1. named by hand.
+    skip_sections=("6.2.", "6.3."), predictions="predictions/*", prediction_section="6.1.",
+    suite="bookworm",
+    note="6.2. drift correction and 6.3. visualisation left out: they post-process a "
+         "localisation file from 6.1. whose path a person types in")
+
+UNET_3D = Recipe(
+    config="U-Net_3D_DL4Mic", notebook="U-Net_3D_ZeroCostDL4Mic.ipynb",
+    requirements="3D_UNet_requirements_simple.txt", framework="tensorflow",
+    make_data=_segmentation_3d_data,
+    params={"training_source": "{data}/train/images", "training_target": "{data}/train/masks",
+            "model_name": "nbm_unet3d", "model_path": "/results", "number_of_epochs": 1,
+            "use_default_advanced_parameters": False, "batch_size": 1,
+            "patch_size": [64, 64, 8], "validation_split_in_percent": 25,
+            "testing_source": "{data}/test/images/test_00.tif",
+            "testing_target": "{data}/test/masks/test_00.tif",
+            "source_path": "{data}/test/images/test_00.tif",
+            "output_directory": "/results/predictions"},
+    # 4.2. zips the model for a Colab download; 5.4. (BioImage.io export) needs a person
+    skip_sections=("4.2.", "5.4."), predictions="predictions/*_predicted.tif",
+    prediction_section="6.1.", suite="bookworm",
+    note="4.2. (zip the model for a Colab download) and 5.4. (BioImage.io export: model "
+         "name, authors, description by a person) left out")
+
+
+
+def _super_resolution_data(root: Path, *, size: int = 128, factor: int = 2) -> None:
+    """Low-resolution images and their high-resolution targets ``factor`` times larger, same
+    names (DFCAN, WGAN)."""
+    write_sr_pairs(root / "train" / "low", root / "train" / "high", 6, seed=13, size=size,
+                   factor=factor)
+    write_sr_pairs(root / "test" / "low", root / "test" / "high", 2, seed=14, size=size,
+                   factor=factor, prefix="test")
+
+
+def _images_only(root: Path, *, size: int = 128) -> None:
+    """Images alone (generative models: Diffusion SMLM)."""
+    write_scenes({"image": root / "train"}, 6, seed=15, size=size)
+
+
+DFCAN = Recipe(
+    config="DFCAN_DL4Mic", notebook="DFCAN_ZeroCostDL4Mic.ipynb",
+    requirements="DFCAN_requirements_simple.txt", framework="tensorflow",
+    make_data=_super_resolution_data,
+    params={"Training_source": "{data}/train/low", "Training_target": "{data}/train/high",
+            "model_name": "nbm_dfcan", "model_path": "/results", "down_factor": 2,
+            "number_of_epochs": 1, "Use_Default_Advanced_Parameters": False,
+            "batch_size": 2, "number_of_patches": 2, "source_patch_size": 32,
+            "Source_QC_folder": "{data}/test/low", "Target_QC_folder": "{data}/test/high",
+            "Data_folder": "{data}/test/low", "Result_folder": "/results"},
+    # 6.1. writes into Result_folder without creating it
+    predictions="test_*.tif", prediction_section="6.1.", suite="bullseye")
+
+EMBEDSEG = Recipe(
+    config="Embedseg_DL4Mic", notebook="EmbedSeg_2D_ZeroCostDL4Mic.ipynb",
+    requirements="EmbedSeg_2D_requirements_simple.txt", framework="pytorch",
+    make_data=_instance_data,
+    params={"Training_source": "{data}/train/images", "Training_target": "{data}/train/masks",
+            "model_name": "nbm_embedseg", "model_path": "/results", "number_of_epochs": 1,
+            "Use_Default_Advanced_Parameters": False, "Nb_images_for_test": 1,
+            "number_of_steps": 2, "patch_size": 64, "batch_size": 2,
+            "QC_model_folder": "/results/nbm_embedseg",
+            "Prediction_model_folder": "/results/nbm_embedseg",
+            "Source_QC_folder": "{data}/test/images", "Target_QC_folder": "{data}/test/masks",
+            "Data_folder": "{data}/test/images", "Results_folder": "/results/embedseg_out"},
+    # 6.1. reads its checkpoint from Prediction_model_folder even with "use the current
+    # model", so both model folders are given
+    predictions="embedseg_out/predictions/*.tif", prediction_section="6.1.", suite="bullseye")
+
+WGAN = Recipe(
+    config="WGAN_DL4Mic", notebook="WGAN_ZeroCostDL4Mic.ipynb",
+    requirements="SplineDist_2D_requirements_simple.txt", framework="tensorflow",
+    make_data=_super_resolution_data,
+    params={"Training_source": "{data}/train/low", "Training_target": "{data}/train/high",
+            "Model_name": "nbm_wgan", "Model_path": "/results", "Down_factor": 2,
+            "Number_of_epochs": 1, "Use_Default_Advanced_Parameters": False,
+            "Batch_size": 2, "Source_patch_size": 32, "Use_Data_augmentation": False,
+            "Source_QC_folder": "{data}/test/low", "Target_QC_folder": "{data}/test/high",
+            "Data_folder": "{data}/test/low", "Result_folder": "/results/predictions"},
+    predictions="predictions/test_*.tif", prediction_section="6.1.", suite="bullseye",
+    note="the config's requirements_url names SplineDist 2D's requirements file (a known "
+         "quirk of the config); the image is built with it, as DL4MicEverywhere would")
+
+DIFFUSION_SMLM = Recipe(
+    config="Diffusion_SMLM_DL4Mic", notebook="Diffusion_Model_SMLM_ZeroCostDL4Mic.ipynb",
+    requirements="Diffusion_model_SMLM_requirements.txt", framework="pytorch",
+    make_data=_images_only,
+    params={"Training_source": "{data}/train", "model_name": "nbm_diffusion",
+            "model_path": "/results", "number_of_epochs": 2, "image_size": "32",
+            "save_interval": 1, "Use_Default_Advanced_Parameters": False,
+            "number_of_diffusion_steps": 10, "batch_size": 2, "num_channels": 16,
+            "Use_Data_augmentation": False, "Result_folder": "/results/generated",
+            "num_samples": 1},
+    predictions="generated/generated_image_*.tif", prediction_section="6.1.",
+    suite="bullseye")
+
+RECIPES: dict[str, Recipe] = {r.config: r for r in (
+    STARDIST_2D, DRMIME_2D, SPLINEDIST_2D, CARE_3D, DENOISEG, DEEP_STORM_2D, UNET_3D, DFCAN,
+    EMBEDSEG, WGAN, DIFFUSION_SMLM)}

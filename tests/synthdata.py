@@ -187,3 +187,65 @@ def write_scenes(folders: dict[str, str | os.PathLike], count: int, *, seed: int
             write_tiff(Path(folder) / name, scene[layer])
         names.append(name)
     return names
+
+
+def write_smlm(tif: str | os.PathLike, csv: str | os.PathLike, *, frames: int = 10,
+               size: int = 64, pixel_nm: float = 100.0, emitters: int = 12,
+               seed: int = 0) -> int:
+    """A single-molecule localisation movie: ``frames`` uint16 frames of ``size`` px with
+    blinking Gaussian spots (sigma ~1.1 px) on an offset of 100 counts plus noise, and its
+    ground truth as a ThunderSTORM-style CSV (``id,frame,x [nm],y [nm],sigma [nm],
+    intensity [photon]``; frames count from 1). Returns the number of localisations."""
+    rng = random.Random(seed)
+    planes, rows = [], []
+    for f in range(1, frames + 1):
+        plane = Plane.zeros(size, size, "uint16")
+        px = plane.pixels
+        for i in range(size * size):
+            px[i] = max(0, int(100 + rng.gauss(0, 4)))
+        for _ in range(emitters):
+            x, y = rng.uniform(2, size - 2), rng.uniform(2, size - 2)
+            photons, sigma = rng.uniform(800, 1500), 1.1
+            for yy in range(max(0, int(y) - 4), min(size, int(y) + 5)):
+                for xx in range(max(0, int(x) - 4), min(size, int(x) + 5)):
+                    d2 = (xx + 0.5 - x) ** 2 + (yy + 0.5 - y) ** 2
+                    i = yy * size + xx
+                    px[i] = min(65535, px[i] + int(photons / (6.2832 * sigma * sigma)
+                                                   * 2.71828 ** (-d2 / (2 * sigma * sigma))))
+            rows.append((f, x * pixel_nm, y * pixel_nm, sigma * pixel_nm, photons))
+        planes.append(plane)
+    write_tiff(tif, planes)
+    lines = ['"id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]"']
+    lines += [f"{n},{f},{x:.2f},{y:.2f},{s:.2f},{p:.1f}"
+              for n, (f, x, y, s, p) in enumerate(rows, start=1)]
+    path = Path(csv)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return len(rows)
+
+
+def downsample(plane: Plane, factor: int) -> Plane:
+    """``plane`` averaged over ``factor`` x ``factor`` blocks (a low-resolution copy)."""
+    w, h = plane.width // factor, plane.height // factor
+    out = Plane.zeros(w, h, plane.dtype)
+    for y in range(h):
+        for x in range(w):
+            total = sum(plane.get(x * factor + i, y * factor + j)
+                        for j in range(factor) for i in range(factor))
+            out.pixels[y * w + x] = total // (factor * factor)
+    return out
+
+
+def write_sr_pairs(low: str | os.PathLike, high: str | os.PathLike, count: int, *,
+                   seed: int = 0, size: int = 128, factor: int = 2,
+                   prefix: str = "img") -> list[str]:
+    """Super-resolution pairs with the same names: ``high`` gets the nearly noise-free
+    ``size`` px scene, ``low`` the noisy one averaged down by ``factor``."""
+    names = []
+    for n in range(count):
+        scene = blobs(seed * 1000 + n, size)
+        name = f"{prefix}_{n:02d}.tif"
+        write_tiff(Path(high) / name, scene["clean"])
+        write_tiff(Path(low) / name, [downsample(p, factor) for p in scene["image"]])
+        names.append(name)
+    return names
