@@ -3,7 +3,7 @@
 Compute nodes usually have no internet. A notebook line that downloads (``!wget URL``,
 ``!git clone``, ``wget.download(…)``, ``requests.get(…)``, ``urlretrieve``,
 ``pd.read_csv("https://…")``, csbdeep's ``download_and_extract_zip_file``, ``torch.hub``,
-bioimageio's ``download(…)`` …) is an :class:`InternetUse`. The notebook's version check is
+``pooch.retrieve``, bioimageio's ``download(…)`` …) is an :class:`InternetUse`. The notebook's version check is
 not one: :mod:`.versioncheck` already makes it offline-safe.
 
 Conversion guards them (both modes): before each such statement a call
@@ -36,6 +36,7 @@ _PY_NET_RE = re.compile(
     r"|urllib\.request\.(?:urlopen|urlretrieve)|(?<!\.)urlretrieve|(?<!\.)urlopen"
     r"|download_and_extract_zip_file|(?:tf\.keras\.utils\.|keras\.utils\.)?get_file"
     r"|torch\.hub\.\w+|hf_hub_download|gdown\.download|download_example_dataset"
+    r"|pooch\.retrieve"
     r"|(?<!\.)download)\s*\(|(?:pd|pandas)\.read_\w+\(\s*[rbuf]?[\"']https?://)")
 _INSTALL_RE = re.compile(r"^\s*[!%]\s*(?:sudo\s+)?(?:pip3?|conda|mamba|python[\d.]*\s+-m\s+pip)\s")
 _DATASET_TITLE_RE = re.compile(

@@ -61,6 +61,7 @@ def parses(src: str) -> bool:
     ("print('download the model with wget.download(url)')", True),  # cheap, errs on the safe side
     ("def download_weights(model_name):", False),
     ("df = pd.read_csv(path)", False),
+    ("collection_path = Path(pooch.retrieve(COLLECTION_URL, known_hash=None))", True),
 ])
 def test_lines_that_download_are_recognised(line, found):
     assert bool(line_uses(line)) is found
@@ -73,6 +74,17 @@ def test_stardist_2d_downloads_are_found_with_their_sections():
     assert set(summary) == {"3.1.", "3.4."}  # the version check is not one: it is offline-safe
     assert summary["3.1."]["skippable"] and summary["3.1."]["title"] == "Download a test dataset"
     assert not summary["3.4."]["skippable"]
+
+
+@needs_seed
+@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+def test_the_bioimageio_notebooks_model_zoo_download_is_found(framework):
+    # they fetch the BioImage Model Zoo's collection with pooch.retrieve: offline that must
+    # stop with NeedsInternet in its section, not hang on DNS
+    notebook = (SEED.parent / "dl4miceverywhere" / "notebooks" / "Bespoke_notebooks"
+                / f"bioimageio-{framework}" / f"load_bioimageio_{framework}.ipynb")
+    uses = find_internet_uses(read_notebook(notebook))
+    assert any("pooch.retrieve(COLLECTION_URL" in u.what for u in uses), uses
 
 
 def test_a_guard_runs_only_where_the_download_would(tmp_path, monkeypatch):
