@@ -50,6 +50,28 @@ RESULTS = REPO / "bench" / "results"
 OFFLINE_SUITES = {"3.9": "bullseye", "3.11": "bookworm"}
 NO_BASE = "3.9 bullseye, 3.11 bookworm, 3.13 trixie"
 ENDED = ("pending", "running")
+_CLONE = ("{what} when the notebook runs: code that no requirements file installs, so an "
+          "offline node cannot run it (fetching it at build time, where the login node has "
+          "the internet, would be a new build feature)")
+NEEDS_AT_RUN = {
+    # read from the seed notebooks (hpc-dl4mic params lists these sections)
+    "3D-RCAN_DL4Mic": _CLONE.format(
+        what="section 1.1. git-clones AiviaCommunity/3D-RCAN and trains and predicts with "
+             "its train.py / apply.py"),
+    "DecoNoising_2D_DL4Mic": _CLONE.format(
+        what="section 1. git-clones juglab/DecoNoising and juglab/PN2V and imports them"),
+    "MaskRCNN_DL4Mic": _CLONE.format(
+        what="section 1.1. git-clones matterport/Mask_RCNN and imports mrcnn from it"),
+    "RetinaNet_DL4Mic": _CLONE.format(
+        what="section 1. git-clones tensorflow/models (object_detection) and wgets "
+             "pretrained weights"),
+    "bioimageio-pytorch": "weights only downloadable: it loads a model from the BioImage "
+                          "Model Zoo (the collection, then the model's description and "
+                          "weights, by id or DOI) when it runs",
+    "bioimageio-tensorflow": "weights only downloadable: it loads a model from the BioImage "
+                             "Model Zoo (the collection, then the model's description and "
+                             "weights, by id or DOI) when it runs",
+}
 
 
 def log(msg: str) -> None:
@@ -191,6 +213,8 @@ def candidates() -> list[dict[str, Any]]:
             why = f"Python {python} has no offline base ({NO_BASE})"
         elif req is None:
             why = "no requirements file in the seed data"
+        elif cfg.parent.name in NEEDS_AT_RUN:
+            why = NEEDS_AT_RUN[cfg.parent.name]
         out.append({"config": cfg.parent.name, "path": cfg, "python": python,
                     "notebook": nb, "requirements": req,
                     "suite": OFFLINE_SUITES.get(python), "why": why})
