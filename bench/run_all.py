@@ -10,7 +10,8 @@ with the date and the machine (CPUs, CPU model, Python). ``--quick`` uses the fe
 repetitions that still give a figure. tunnel, submit_latency and sweep need the local test
 cluster: as root they run tests/cluster/up.sh first (idempotent), otherwise it must be up;
 cache_hit needs apptainer. gpu runs only where ``nvidia-smi -L`` lists a GPU. Not part of
-the test run (.ci/run).
+the test run (.ci/run). bench/notebook_matrix.py (every real notebook built and run end to
+end: hours) is not in this set; run it on its own.
 """
 
 from __future__ import annotations
