@@ -103,3 +103,44 @@ def test_a_task_stopped_before_papermill_saved_still_leaves_the_notebook(batch_n
     output.write_text('{"cells": [')  # cut while papermill was writing it
     task_runner.note_stop(str(nb), str(output), "stopped again")
     assert json.loads(output.read_text())["cells"][0]["source"] == "**stopped again**"
+
+
+def test_the_kernel_gets_a_startup_file_that_lets_old_matplotlib_meet_new_inline(
+        tmp_path, monkeypatch):
+    import types
+
+    env: dict[str, str] = {}
+    folder = task_runner.kernel_startup(str(tmp_path), env)
+    assert env["IPYTHONDIR"] == folder == str(tmp_path / ".ipython")
+    startup = tmp_path / ".ipython" / "profile_default" / "startup" / "00-hpc-dl4mic.py"
+    code = startup.read_text()
+
+    class OldRcParams(dict):  # matplotlib 3.5: no _get
+        pass
+
+    old = types.ModuleType("matplotlib")
+    old.RcParams = OldRcParams
+    monkeypatch.setitem(sys.modules, "matplotlib", old)
+    exec(compile(code, str(startup), "exec"), {})
+    assert OldRcParams({"backend": "agg"})._get("backend") == "agg"
+
+    class NewRcParams(dict):  # matplotlib >= 3.7: left alone
+        def _get(self, key):
+            return "own"
+
+    new = types.ModuleType("matplotlib")
+    new.RcParams = NewRcParams
+    monkeypatch.setitem(sys.modules, "matplotlib", new)
+    exec(compile(code, str(startup), "exec"), {})
+    assert NewRcParams()._get("backend") == "own"
+    assert task_runner.kernel_startup(str(tmp_path / "other"), {"IPYTHONDIR": "/x"}) is None
+
+
+def test_a_task_runs_with_the_startup_file(batch_nb, monkeypatch):
+    nb, base = batch_nb
+    monkeypatch.delenv("IPYTHONDIR", raising=False)
+    status = _run(nb, base, 7, {"model_name": "m7", "model_path": str(base / "tasks" / "7"),
+                                "number_of_epochs": 2})
+    assert status["state"] == "completed", status
+    assert (base / "tasks" / "7" / ".ipython" / "profile_default" / "startup"
+            / "00-hpc-dl4mic.py").is_file()
