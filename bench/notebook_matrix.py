@@ -225,10 +225,6 @@ def image_args(c: dict[str, Any], base: Path) -> list[str]:
     """build/batch image options: the real notebook and requirements, the offline base."""
     args = ["--notebook", str(c["notebook"]), "--requirements", str(c["requirements"]),
             "--base", f"localimage:{base}"]
-    if c["suite"] != "bookworm":
-        # a localimage: base is taken to have bookworm's Python 3.11; a bullseye base has
-        # 3.9, the configs' own version, so accept "the system Python"
-        args.append("--system-python")
     if any(CA_CERTS.glob("*.crt")):
         args += ["--ca-certs", str(CA_CERTS)]
     return args
