@@ -255,6 +255,32 @@ def build(c: dict[str, Any], base: Path, profile: Path, rebuild: bool,
     return info
 
 
+KNOWN_CAUSES = [
+    # (pattern in the error, why, and what would remove it)
+    (r"cannot import name 'sic' from 'setuptools'",
+     "Debian bullseye's venv has pip 20.3.4 and setuptools 44.1.1, which install an sdist "
+     "of the requirements (wget, future) with a legacy `setup.py install` that breaks on "
+     "setuptools_scm's plugin; ours to fix: upgrade pip/setuptools in the image venv before "
+     "the requirements (definitions/install.sh.j2)"),
+    (r"libGL\.so\.1",
+     "opencv-python needs libGL.so.1, which the offline Debian base lacks; ours to fix: "
+     "libgl1 and libglib2.0-0 in the base image (definitions/base-debian.def.j2)"),
+]
+
+
+def known_cause(text: str) -> str:
+    """The explanation of a failure seen before (:data:`KNOWN_CAUSES`), or ''."""
+    return next((why for pattern, why in KNOWN_CAUSES if re.search(pattern, text)), "")
+
+
+def build_reason(error: str) -> str:
+    """The telling line of a failed build's output: the last ``…Error: …`` line (the CLI
+    writes its error on one line with ``\\n`` for line breaks), else the last line."""
+    lines = [ln.strip() for ln in error.replace("\\n", "\n").splitlines() if ln.strip()]
+    found = [ln for ln in lines if re.match(r"(\w+\.)*\w*(Error|Exception)\b:", ln)]
+    return " ".join((found or lines or ["?"])[-1].split())[:400]
+
+
 def last_section(executed: Path) -> tuple[str, str]:
     """(token, title) of the section of the last code cell that ran (or failed)."""
     from hpc_dl4mic.notebooks.sections import section_headings, section_of_cells
@@ -345,8 +371,9 @@ def run(c: dict[str, Any], recipe: Any, base: Path, profile: Path,
     else:
         message = f"{error.get('name', state)}: {error.get('message', '')}".strip()
         message = " ".join(message.split())[:400]
+        cause = known_cause(message)
         row.update(outcome="failed", detail=f"{state} in section {token or '?'} "
-                   f"({title[:50]}): {message}")
+                   f"({title[:50]}): {message}" + (f" (cause: {cause})" if cause else ""))
     log(f"{c['config']}: {row['outcome']} (last section {token}) {row['detail'][:200]}")
     return row
 
@@ -493,8 +520,10 @@ def main(argv: list[str] | None = None) -> int:
         row["build"] = build(c, bases[c["suite"]], profile, args.rebuild,
                              load(args.out).get(name, {}))
         if not row["build"]["ok"]:
-            row.update(outcome="failed", detail=f"image build failed: "
-                       f"{row['build']['error'].splitlines()[-1][:400]}")
+            reason = build_reason(row["build"]["error"])
+            cause = known_cause(row["build"]["error"])
+            row.update(outcome="failed", detail=f"image build failed: {reason}"
+                       + (f" (cause: {cause})" if cause else ""))
         elif args.build_only:
             old = load(args.out).get(name, {})
             row.update({k: old[k] for k in ("outcome", "detail", "run_seconds", "run_id",
