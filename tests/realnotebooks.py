@@ -173,10 +173,12 @@ def _smlm_data(root: Path) -> None:
     write_smlm(root / "test" / "movie.tif", root / "test" / "movie.csv", seed=10)
 
 
-def _segmentation_3d_data(root: Path, *, size: int = 128, depth: int = 8) -> None:
-    """Stacks and binary (0/255) masks (3D U-Net)."""
+def _segmentation_3d_data(root: Path, *, size: int = 128, depth: int = 40) -> None:
+    """Stacks and binary (0/255) masks (3D U-Net: it takes the validation patches from the
+    last ``validation_split`` of each stack's planes, so 25 % of them must exceed the
+    patch depth of 8)."""
     write_scenes({"image": root / "train" / "images", "mask": root / "train" / "masks"},
-                 4, seed=11, size=size, depth=depth)
+                 3, seed=11, size=size, depth=depth)
     write_scenes({"image": root / "test" / "images", "mask": root / "test" / "masks"},
                  1, seed=12, size=size, depth=depth, prefix="test")
 
