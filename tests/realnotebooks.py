@@ -290,10 +290,13 @@ DIFFUSION_SMLM = Recipe(
             "model_path": "/results", "number_of_epochs": 2, "image_size": "32",
             "save_interval": 1, "Use_Default_Advanced_Parameters": False,
             "number_of_diffusion_steps": 10, "batch_size": 2, "num_channels": 16,
+            "Saving_path_patches": "/results/patches",
             "Use_Data_augmentation": False, "Result_folder": "/results/generated",
             "num_samples": 1},
     predictions="generated/generated_image_*.tif", prediction_section="6.1.",
-    suite="bullseye")
+    suite="bullseye",
+    note="3.2. calls os.makedirs(Saving_path_patches) before looking at Save_patches, so "
+         "its empty default fails (in Colab too): the recipe gives a folder")
 
 RECIPES: dict[str, Recipe] = {r.config: r for r in (
     STARDIST_2D, DRMIME_2D, SPLINEDIST_2D, CARE_3D, DENOISEG, DEEP_STORM_2D, UNET_3D, DFCAN,
