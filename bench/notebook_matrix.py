@@ -262,6 +262,11 @@ KNOWN_CAUSES = [
      "of the requirements (wget, future) with a legacy `setup.py install` that breaks on "
      "setuptools_scm's plugin; ours to fix: upgrade pip/setuptools in the image venv before "
      "the requirements (definitions/install.sh.j2)"),
+    (r"Failed building wheel for mpi4py",
+     "the requirements pin an mpi4py with no wheel for this Python: pip builds its sdist "
+     "with today's setuptools, which its build script no longer fits (new_compiler(dry_run=))"
+     ", and it would need an MPI compiler (libopenmpi-dev) the base lacks; fixing it means "
+     "an MPI stack in the image and an older setuptools for that build"),
     (r"libGL\.so\.1",
      "opencv-python needs libGL.so.1, which the offline Debian base lacks; ours to fix: "
      "libgl1 and libglib2.0-0 in the base image (definitions/base-debian.def.j2)"),
