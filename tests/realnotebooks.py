@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from seeddata import COLAB_NOTEBOOKS as NOTEBOOKS
@@ -242,11 +243,12 @@ def _images_only(root: Path, *, size: int = 128) -> None:
 DFCAN = Recipe(
     config="DFCAN_DL4Mic", notebook="DFCAN_ZeroCostDL4Mic.ipynb",
     requirements="DFCAN_requirements_simple.txt", framework="tensorflow",
-    make_data=_super_resolution_data,
+    # its MS-SSIM loss needs high-resolution patches of at least 11 * 2**4 = 176 px
+    make_data=partial(_super_resolution_data, size=256),
     params={"Training_source": "{data}/train/low", "Training_target": "{data}/train/high",
             "model_name": "nbm_dfcan", "model_path": "/results", "down_factor": 2,
             "number_of_epochs": 1, "Use_Default_Advanced_Parameters": False,
-            "batch_size": 2, "number_of_patches": 2, "source_patch_size": 32,
+            "batch_size": 2, "number_of_patches": 2, "source_patch_size": 128,
             "Source_QC_folder": "{data}/test/low", "Target_QC_folder": "{data}/test/high",
             "Data_folder": "{data}/test/low", "Result_folder": "/results"},
     # 6.1. writes into Result_folder without creating it
