@@ -243,12 +243,13 @@ def _images_only(root: Path, *, size: int = 128) -> None:
 DFCAN = Recipe(
     config="DFCAN_DL4Mic", notebook="DFCAN_ZeroCostDL4Mic.ipynb",
     requirements="DFCAN_requirements_simple.txt", framework="tensorflow",
-    # its MS-SSIM loss needs high-resolution patches of at least 11 * 2**4 = 176 px
+    # its MS-SSIM loss needs high-resolution patches of at least 11 * 2**4 = 176 px, and it
+    # cuts patches strictly smaller than the source images
     make_data=partial(_super_resolution_data, size=256),
     params={"Training_source": "{data}/train/low", "Training_target": "{data}/train/high",
             "model_name": "nbm_dfcan", "model_path": "/results", "down_factor": 2,
             "number_of_epochs": 1, "Use_Default_Advanced_Parameters": False,
-            "batch_size": 2, "number_of_patches": 2, "source_patch_size": 128,
+            "batch_size": 2, "number_of_patches": 2, "source_patch_size": 96,
             "Source_QC_folder": "{data}/test/low", "Target_QC_folder": "{data}/test/high",
             "Data_folder": "{data}/test/low", "Result_folder": "/results"},
     # 6.1. writes into Result_folder without creating it
