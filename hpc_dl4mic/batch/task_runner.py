@@ -36,21 +36,6 @@ STATUS_FILE = "status.json"
 SKIPPED_FILE = "skipped.jsonl"  # written by the notebook (cellcode/online.py)
 EXECUTED_FILE = "executed.ipynb"
 ENGINE_NAME = "hpc-dl4mic-status"
-IPYTHON_DIR = ".ipython"  # the kernel's IPYTHONDIR, in the task folder
-KERNEL_STARTUP = """\
-# hpc-dl4mic: run by the kernel before the notebook's first cell (batch tasks only).
-# The image's Jupyter stack (ipykernel 6.29 -> matplotlib-inline >= 0.1.7) calls
-# matplotlib.RcParams._get, which matplotlib < 3.7 does not have: notebooks that pin
-# matplotlib 3.5 (SplineDist 2D, DenoiSeg, DFCAN, EmbedSeg, DRMIME, WGAN) would fail on
-# their first import of pyplot. _get is dict.__getitem__ in matplotlib >= 3.7.
-try:
-    import matplotlib as _hpc_mpl
-    if not hasattr(_hpc_mpl.RcParams, "_get"):
-        _hpc_mpl.RcParams._get = lambda self, key: dict.__getitem__(self, key)
-    del _hpc_mpl
-except Exception:
-    pass
-"""
 
 
 class Stopped(BaseException):
@@ -225,22 +210,6 @@ def install_handlers(timeout: float | None) -> None:
         signal.setitimer(signal.ITIMER_REAL, timeout)
 
 
-def kernel_startup(task_dir: str, env: dict[str, str] | None = None) -> str | None:
-    """Give the kernel an IPython startup file with :data:`KERNEL_STARTUP` (through
-    ``IPYTHONDIR`` in ``task_dir``, in ``env``, default this process's environment, which
-    the kernel inherits); the folder, or None where ``IPYTHONDIR`` is set already."""
-    env = os.environ if env is None else env
-    if env.get("IPYTHONDIR"):
-        return None
-    folder = os.path.join(task_dir, IPYTHON_DIR)
-    startup = os.path.join(folder, "profile_default", "startup")
-    os.makedirs(startup, exist_ok=True)
-    with open(os.path.join(startup, "00-hpc-dl4mic.py"), "w", encoding="utf-8") as handle:
-        handle.write(KERNEL_STARTUP)
-    env["IPYTHONDIR"] = folder
-    return folder
-
-
 def run_task(notebook: str, params: dict[str, Any], task_dir: str, *, index: int,
              timeout: float | None = None, kernel: str = "python3") -> int:
     """Execute ``notebook`` with ``params`` in ``task_dir``; the exit code of the task."""
@@ -248,7 +217,6 @@ def run_task(notebook: str, params: dict[str, Any], task_dir: str, *, index: int
     output = os.path.join(task_dir, EXECUTED_FILE)
     install_handlers(timeout)
     try:
-        kernel_startup(task_dir)
         import papermill
         from papermill.engines import papermill_engines
 
