@@ -3,8 +3,8 @@
 Compute nodes usually have no internet. A notebook line that downloads (``!wget URL``,
 ``!git clone``, ``wget.download(…)``, ``requests.get(…)``, ``urlretrieve``,
 ``pd.read_csv("https://…")``, csbdeep's ``download_and_extract_zip_file``, ``torch.hub``,
-``pooch.retrieve``, bioimageio's ``download(…)`` …) is an :class:`InternetUse`. The notebook's version check is
-not one: :mod:`.versioncheck` already makes it offline-safe.
+``pooch.retrieve``, bioimageio's ``download(…)`` …) is an :class:`InternetUse`. The
+notebook's version check is not one: :mod:`.versioncheck` already makes it offline-safe.
 
 Conversion guards them (both modes): before each such statement a call
 ``hpc_dl4mic_needs_internet(SECTION, TITLE, WHAT)`` raises ``NeedsInternet`` with a one-line
