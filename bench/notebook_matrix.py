@@ -268,8 +268,8 @@ KNOWN_CAUSES = [
      ", and it would need an MPI compiler (libopenmpi-dev) the base lacks; fixing it means "
      "an MPI stack in the image and an older setuptools for that build"),
     (r"libGL\.so\.1",
-     "opencv-python needs libGL.so.1, which the offline Debian base lacks; ours to fix: "
-     "libgl1 and libglib2.0-0 in the base image (definitions/base-debian.def.j2)"),
+     "opencv-python needs libGL.so.1, which the offline Debian base lacks; images built "
+     "since ae404f2 get libgl1 and libglib2.0-0 for such requirements"),
 ]
 
 
