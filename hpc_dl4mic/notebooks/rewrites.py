@@ -21,6 +21,16 @@ _INSTALL_RE = re.compile(
     r"(?:pip3?|conda|mamba|micromamba|python[\d.]*[ \t]+-m[ \t]+pip)[ \t]+"
     r"(?:install|uninstall)\b(?P<args>.*)$"
 )
+# `!python setup.py install` (or another script's `install`/`develop`): an install into the
+# image, like pip's
+_SCRIPT_INSTALL_RE = re.compile(
+    r"^(?P<indent>[ \t]*)[!%][ \t]*(?:sudo[ \t]+)?python[\d.]*[ \t]+[\w./-]*\.py[ \t]+"
+    r"(?:install|develop)\b(?P<args>.*)$")
+# a `git clone` that does not run (commented out), and the folder it would make
+_DEAD_CLONE_RE = re.compile(
+    r"^[ \t]*#+[ \t]*!?[ \t]*git[ \t]+clone[ \t]+\S*?/(?P<name>[\w.-]+?)(?:\.git)?/?[ \t]*$",
+    re.M)
+_CHDIR_RE = re.compile(r"^(?P<indent>[ \t]*)os\.chdir\((?P<arg>.*)\)[ \t]*$")
 _LOCAL_INSTALL_RE = re.compile(
     r"(?:^|\s)(?:-r|--requirement|-e|--editable|\.{1,2}/?|/\S+|\./\S+)(?=\s|$)")
 _COLAB_IMPORT_RE = re.compile(
@@ -114,6 +124,8 @@ def _strip_lines(src: str, changes: Changes, keep_local_installs: bool) -> str:
         kind = ""
         m = _INSTALL_RE.match(line)
         if m and not (keep_local_installs and _LOCAL_INSTALL_RE.search(m.group("args"))):
+            kind = "install"
+        elif _SCRIPT_INSTALL_RE.match(line) and not keep_local_installs:
             kind = "install"
         elif _COLAB_IMPORT_RE.match(line) or _TF_VERSION_RE.match(line):
             kind = "colab"
@@ -224,12 +236,32 @@ def _keep_absolute_paths(src: str) -> str:
     return "\n".join(out)
 
 
+def _skip_dead_clone_chdirs(src: str, changes: Changes) -> str:
+    """``os.chdir(… + "/NAME")`` into the folder of a ``git clone …/NAME`` that the same cell
+    has commented out (SplineDist 2D: its package comes from the requirements file now, the
+    clone is gone, and the chdir would fail): the chdir becomes a removed-line comment."""
+    names = {m.group("name") for m in _DEAD_CLONE_RE.finditer(src)} if "clone" in src else ()
+    if not names:
+        return src
+    out = []
+    for line in src.split("\n"):
+        m = _CHDIR_RE.match(line)
+        arg = m.group("arg").strip() if m else ""
+        if m and any(re.search(rf"""['"]/?{re.escape(n)}/?['"]$""", arg) for n in names):
+            changes.colab_lines += 1
+            line = _removed_line(m.group("indent"), f"{line.strip()} (a commented-out git clone's "
+                                 "folder)")
+        out.append(line)
+    return "\n".join(out)
+
+
 @functools.lru_cache(maxsize=1024)
 def common_rewrite(src: str, data_dir: str, results_dir: str,
                    keep_local_installs: bool) -> tuple[str, tuple]:
     """The mode-independent rewrites of one code cell (cached: both modes share them)."""
     changes = Changes()
     src = _strip_lines(src, changes, keep_local_installs)
+    src = _skip_dead_clone_chdirs(src, changes)
     src = _redirect_writes(src, results_dir, changes)
     src, checks = offline_safe_version_check(src)
     changes.version_checks += checks

@@ -245,6 +245,45 @@ def test_installs_are_removed_and_an_indented_one_becomes_pass():
     assert out.metadata["hpc_dl4mic"]["changes"]["removed_install_lines"] == 8
 
 
+def test_setup_py_installs_and_chdirs_into_a_commented_out_clone_are_removed():
+    out = colab_cell("# !git clone https://github.com/uhlmanngroup/splinedist\n"
+                     "base_path = os.getcwd()\n"
+                     "os.chdir(base_path + \"/splinedist\")\n"
+                     "!python setup.py install\n"
+                     "!python3 splinegenerator.py install\n"
+                     "import splinedist.splinegenerator as sg\n"
+                     "os.chdir(base_path)\n"
+                     "os.chdir(base_path + '/other')\n"
+                     "!python train.py -c config.json\n")
+    lines = out.cells[-1].source.splitlines()
+    assert "# [hpc-dl4mic] removed: !python setup.py install" in lines
+    assert "# [hpc-dl4mic] removed: !python3 splinegenerator.py install" in lines
+    assert not any(ln.startswith("os.chdir(base_path + \"/splinedist\")") for ln in lines)
+    assert "os.chdir(base_path)" in lines and "os.chdir(base_path + '/other')" in lines
+    assert "!python train.py -c config.json" in lines  # running a script is not installing
+    assert "import splinedist.splinegenerator as sg" in lines
+
+
+def test_a_chdir_into_a_clone_that_runs_is_kept():
+    src = colab_cell("!git clone https://github.com/x/splinedist\n"
+                     "os.chdir(base_path + '/splinedist')\n").cells[-1].source
+    assert "os.chdir(base_path + '/splinedist')" in src.splitlines()
+
+
+def test_splinedist_2d_no_longer_enters_the_clone_its_removed_install_section_made():
+    # found by bench/notebook_matrix.py: section 1.3. chdir()s into base_path/splinedist and
+    # runs `!python setup.py install` there; the clone was in section 1.1., which the config
+    # removes, and splinedist comes from the requirements file
+    config = next(c for c, _ in configs_with_notebooks() if c.parent.name == "SplineDist_2D_DL4Mic")
+    nb = convert(read_notebook(COLAB_NOTEBOOKS / "SplineDist_2D_ZeroCostDL4Mic.ipynb"),
+                 sections_to_remove=sections_of(config), mode="batch")
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    active = [ln.strip() for ln in code.splitlines() if not ln.strip().startswith("#")]
+    assert not any("splinedist\")" in ln and "chdir" in ln for ln in active)
+    assert not any(re.match(r"!python\S* \S+\.py install", ln) for ln in active)
+    assert "from splinedist.models import Config2D, SplineDist2D, SplineDistData2D" in active
+
+
 def test_local_installs_can_be_kept_like_dl4miceverywhere():
     src = colab_cell("!pip install -r x/requirements.txt\n!pip install -e .\n!pip install wget\n",
                      keep_local_installs=True).cells[-1].source
