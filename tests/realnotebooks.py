@@ -132,7 +132,11 @@ SPLINEDIST_2D = Recipe(
             "Source_QC_folder": "{data}/test/images", "Target_QC_folder": "{data}/test/masks",
             "Data_folder": "{data}/test/images", "Results_folder": "/results"},
     # 6.1. chdir()s into Results_folder without creating it: the task's own /results exists
-    predictions="test_*.tif", prediction_section="6.1.", suite="bullseye")
+    skip_sections=("5.2.",), predictions="test_*.tif", prediction_section="6.1.",
+    suite="bullseye",
+    note="5.2. (quality control) left out: it calls imsave(name, labels, details), which the "
+         "tifffile it pins (2023.2.27) refuses (TypeError: 1 to 2 positional arguments), a "
+         "bug of the notebook; 6.1. does not need it")
 
 CARE_3D = Recipe(
     config="CARE_3D_DL4Mic", notebook="CARE_3D_ZeroCostDL4Mic.ipynb",
