@@ -129,7 +129,6 @@ SPLINEDIST_2D = Recipe(
             "number_of_epochs": 1, "Use_Default_Advanced_Parameters": False,
             "batch_size": 2, "number_of_steps": 2, "patch_size": 64,
             "number_of_control_points": 8,
-            "Source_QC_folder": "{data}/test/images", "Target_QC_folder": "{data}/test/masks",
             "Data_folder": "{data}/test/images", "Results_folder": "/results"},
     # 6.1. chdir()s into Results_folder without creating it: the task's own /results exists
     skip_sections=("5.2.",), predictions="test_*.tif", prediction_section="6.1.",
