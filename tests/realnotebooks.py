@@ -135,7 +135,8 @@ SPLINEDIST_2D = Recipe(
     suite="bullseye",
     note="5.2. (quality control) left out: it calls imsave(name, labels, details), which the "
          "tifffile it pins (2023.2.27) refuses (TypeError: 1 to 2 positional arguments), a "
-         "bug of the notebook; 6.1. does not need it")
+         "bug of the notebook; 6.1. does not need it (6.1. itself calls imsave(..., "
+         "compress=ZIP_DEFLATED), which that tifffile no longer takes either)")
 
 CARE_3D = Recipe(
     config="CARE_3D_DL4Mic", notebook="CARE_3D_ZeroCostDL4Mic.ipynb",
