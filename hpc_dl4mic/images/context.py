@@ -87,10 +87,8 @@ def render_to_dir(config: NotebookConfig, directory: Path, *, docker: bool, appt
                   requirements: Path | None = None, ca_certs: Path | None = None,
                   system_python: bool = False) -> Context:
     """``hpc-dl4mic render``: recipes (and any local inputs given) into ``directory``."""
-    from dataclasses import replace
-
     from ..catalogue.config import parse_base
-    from .render import compat_apt, compat_pins, make_spec
+    from .render import make_spec
 
     if notebook is not None and not Path(notebook).is_file():
         raise InputError(f"--notebook {notebook}: no such file")
@@ -99,10 +97,9 @@ def render_to_dir(config: NotebookConfig, directory: Path, *, docker: bool, appt
     certs = ca_cert_files(ca_certs)
     spec = make_spec(config, base=parse_base(base) if base else None, gpu=gpu,
                      notebook_files=notebook_names(config), ca_certs=ca_cert_names(certs),
-                     accept_system_python=system_python)
-    if requirements is not None:
-        text = Path(requirements).read_text(encoding="utf-8", errors="replace")
-        spec = replace(spec, compat_pip=compat_pins(text), compat_apt=compat_apt(text))
+                     accept_system_python=system_python,
+                     requirements_text=None if requirements is None else
+                     Path(requirements).read_text(encoding="utf-8", errors="replace"))
     return write_context(spec, directory, docker=docker and spec.base.kind == "docker",
                          apptainer=apptainer,
                          notebooks=image_notebooks(config, notebook) if notebook else None,

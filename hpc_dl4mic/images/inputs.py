@@ -27,6 +27,7 @@ from .layout import REQUIREMENTS, ca_cert_file, definition_file, notebook_file
 
 if TYPE_CHECKING:
     from ..remote.host import Host
+    from .cache import ImageRecord
 
 KEY_LABEL = "org.hpc-dl4mic.image-key"
 BASE_KEY_LABEL = "org.hpc-dl4mic.base-image-key"
@@ -83,7 +84,7 @@ class BaseReader:
 
     def __init__(self, host: Host) -> None:
         self.host = host
-        self._records: dict[str, object] = {}
+        self._records: dict[str, ImageRecord | None] = {}
 
     def _resolve(self, base: Base):
         from .cache import is_local, on_host, read_record
@@ -269,7 +270,7 @@ def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = No
     build on the cluster)."""
     from ..catalogue.config import parse_base
     from ..catalogue.sources import notebook_path, requirements_path
-    from .render import compat_apt, compat_pins, make_spec, render_definition
+    from .render import make_spec, render_definition
 
     digest = digest or host_base_digest(_local_host())
     certs = ca_cert_files(ca_certs)
@@ -277,12 +278,10 @@ def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = No
     chosen = base_obj or config.hpc.base
     suite = digest.suite(chosen) if chosen and isinstance(digest, BaseReader) else None
     nb_files = image_notebooks(config, notebook_path(config, notebook))
+    req = requirements_path(config, requirements).read_bytes()
     spec = make_spec(config, base=base_obj, gpu=gpu, notebook_files=tuple(nb_files),
                      ca_certs=ca_cert_names(certs), accept_system_python=system_python,
-                     base_suite=suite)
-    req = requirements_path(config, requirements).read_bytes()
-    text = req.decode("utf-8", "replace")
-    spec = replace(spec, compat_pip=compat_pins(text), compat_apt=compat_apt(text))
+                     base_suite=suite, requirements_text=req.decode("utf-8", "replace"))
     files = context_files(notebooks=nb_files, ca_certs=certs, requirements=req)
     definition, key, inputs = _with_key(
         lambda extra: render_definition(replace(spec, labels_extra=extra)), spec.base, files,

@@ -93,10 +93,12 @@ class ImageSpec:
 
 def make_spec(config: NotebookConfig, *, base: Base | None = None, gpu: bool = True,
               notebook_files: tuple[str, ...] | None = None, ca_certs: tuple[str, ...] = (),
-              accept_system_python: bool = False, base_suite: str | None = None) -> ImageSpec:
+              accept_system_python: bool = False, base_suite: str | None = None,
+              requirements_text: str | None = None) -> ImageSpec:
     """Resolve base and Python for ``config`` (errors name the config key or option to
     change). ``base_suite``: the Debian suite of a localimage base, when known (else a
-    localimage base is taken to be bookworm's, as `hpc-dl4mic base` makes by default)."""
+    localimage base is taken to be bookworm's, as `hpc-dl4mic base` makes by default).
+    ``requirements_text``: the requirements file, for its compatibility pins and packages."""
     base = base or config.hpc.base or (config.default_base() if gpu else
                                        Base("docker", f"ubuntu:{config.ubuntu_version}"))
     python = config.python_version
@@ -126,9 +128,11 @@ def make_spec(config: NotebookConfig, *, base: Base | None = None, gpu: bool = T
     if notebook_files is None:
         notebook_files = notebook_names(config)
     ports = tuple(dict.fromkeys((8888, *config.hpc.extra_ports)))
+    text = requirements_text or ""
     return ImageSpec(config=config, base=base, python=python, gpu=gpu,
                      notebook_files=tuple(notebook_files), ca_certs=tuple(ca_certs),
-                     extra_pip=config.hpc.extra_pip, ports=ports)
+                     extra_pip=config.hpc.extra_pip, compat_pip=compat_pins(text),
+                     compat_apt=compat_apt(text), ports=ports)
 
 
 def notebook_names(config: NotebookConfig) -> tuple[str, str]:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clitools import ca_args
 from ownsshd import OwnSshd
 from users import ClusterUser, ensure_user
 
@@ -29,7 +30,6 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 CONFIG = DATA / "mini_sweep" / "configuration.yaml"
 NOTEBOOK = DATA / "mini_sweep.ipynb"
 REQUIREMENTS = DATA / "requirements-none.txt"
-CA_CERTS = Path("/usr/local/share/ca-certificates")
 SECOND_USER = "hpcuser2"
 
 
@@ -80,7 +80,7 @@ def start_build(env, tmp_path: Path, profile_file: Path, build_on: str, base_sif
             "testcluster", "--profile-file", str(profile_file), "--build-on", build_on,
             "--base", f"localimage:{base_sif}", "--notebook", str(NOTEBOOK),
             "--requirements", str(REQUIREMENTS), "-v", "--json",
-            *(["--ca-certs", str(CA_CERTS)] if any(CA_CERTS.glob("*.crt")) else [])]
+            *ca_args()]
     out = open(tmp_path / f"{profile_file.stem}.out", "w+")  # files: no pipe can fill up
     err = open(tmp_path / f"{profile_file.stem}.err", "w+")
     return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
