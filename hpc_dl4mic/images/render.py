@@ -42,6 +42,23 @@ def jupyter_pins(python: str) -> tuple[str, ...]:
     return ("jupyterlab==3.6.0", "ipykernel==6.29.5", "ipywidgets==8.1.0", "papermill==2.6.0")
 
 
+def pip_tools(python: str) -> tuple[str, ...]:
+    """Pinned pip, setuptools and wheel for Pythons before 3.10, whose Debian and Ubuntu venvs
+    come with a pip from before 2022 (bullseye: pip 20.3.4, setuptools 44.1.1; focal: pip
+    20.0.2). Those install an sdist with a legacy ``setup.py install`` in the venv itself, so
+    an sdist in the requirements (wget, future) fails once a current setuptools plugin such as
+    setuptools_scm is installed (``cannot import name 'sic' from 'setuptools'``). pip 24.0 is
+    the last pip that accepts the non-standard version metadata of old pinned packages."""
+    minor = int(python.split(".")[1])
+    if minor >= 10:
+        return ()
+    if minor <= 6:
+        return ("pip==21.3.1", "setuptools==59.6.0", "wheel==0.37.1")
+    if minor == 7:
+        return ("pip==24.0", "setuptools==68.0.0", "wheel==0.42.0")
+    return ("pip==24.0", "setuptools==69.5.1", "wheel==0.43.0")
+
+
 _OLD_MATPLOTLIB = re.compile(r"^\s*matplotlib\s*(==|<=|<|~=)\s*(\d+(?:\.\d+)*)", re.I | re.M)
 MATPLOTLIB_INLINE_PIN = "matplotlib-inline<0.2"
 
@@ -198,7 +215,8 @@ def _context(spec: ImageSpec) -> dict:
         "files": _files(spec), "environment": environment, "ports": spec.ports,
         "notebooks_dir": NOTEBOOKS_DIR, "ca_certs": spec.ca_certs, "apt_packages": apt,
         "deadsnakes": deadsnakes, "python_packages": python_packages, "python_exe": python_exe,
-        "jupyter_pins": jupyter_pins(spec.python), "requirements": spec.requirements,
+        "jupyter_pins": jupyter_pins(spec.python), "pip_tools": pip_tools(spec.python),
+        "requirements": spec.requirements,
         "extra_pip": spec.extra_pip, "compat_pip": spec.compat_pip,
         "tag": spec.config.name.lower(),
     }

@@ -40,6 +40,8 @@ if [ ! -x /opt/venv/bin/python ]; then
     python3.9 -m venv /opt/venv
 fi
 export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# this Python's distribution venv has a pip from before 2022: sdists would fail to build
+/opt/venv/bin/python -m pip install pip==24.0 setuptools==69.5.1 wheel==0.43.0
 /opt/venv/bin/python -m pip install jupyterlab==3.6.0 ipykernel==6.29.5 ipywidgets==8.1.0 papermill==2.6.0
 /opt/venv/bin/python -m pip install -r /opt/hpc-dl4mic/requirements.txt
 chmod -R a+rX /opt/hpc-dl4mic

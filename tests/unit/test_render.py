@@ -188,3 +188,21 @@ def test_a_localimage_base_gets_the_apt_step_only_for_such_requirements(tmp_path
     assert "libgl1" not in plain
     assert re.search(r"apt-get install -y --no-install-recommends python3 python3-venv "
                      r"libgl1 libglib2\.0-0", with_gl)
+
+
+def test_pythons_before_3_10_get_a_current_pip_before_anything_is_installed():
+    from hpc_dl4mic.images.render import pip_tools
+
+    assert pip_tools("3.11") == () and pip_tools("3.13") == () and pip_tools("3.10") == ()
+    assert pip_tools("3.9") == ("pip==24.0", "setuptools==69.5.1", "wheel==0.43.0")
+    assert pip_tools("3.7") == ("pip==24.0", "setuptools==68.0.0", "wheel==0.42.0")
+    assert pip_tools("3.6")[0] == "pip==21.3.1"
+    bullseye = render_definition(make_spec(resolve_target("DRMIME_2D_DL4Mic"),
+                                           base=parse_base("debootstrap")))
+    lines = bullseye.splitlines()
+    tools = next(i for i, ln in enumerate(lines) if "pip==24.0" in ln)
+    assert tools < next(i for i, ln in enumerate(lines) if "jupyterlab==" in ln)
+    assert tools < next(i for i, ln in enumerate(lines) if "pip install -r" in ln)
+    bookworm = render_definition(make_spec(resolve_target("StarDist_2D_DL4Mic"),
+                                           base=parse_base("debootstrap")))
+    assert "pip==" not in bookworm and "setuptools==" not in bookworm
