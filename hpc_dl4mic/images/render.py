@@ -85,8 +85,31 @@ OPENCV_APT = ("libgl1", "libglib2.0-0")
 def compat_apt(requirements: str) -> tuple[str, ...]:
     """System libraries a notebook's requirements need that a minimal base lacks: the
     non-headless ``opencv-python`` wheels load ``libGL.so.1`` and glib's ``libgthread``
-    (12 of the ZeroCostDL4Mic files pin one; DRMIME 2D failed on ``import cv2``)."""
-    return OPENCV_APT if _OPENCV_GUI.search(requirements) else ()
+    (12 of the ZeroCostDL4Mic files pin one; DRMIME 2D failed on ``import cv2``); a pin of
+    mpi4py 3 (Diffusion SMLM) is compiled, with an MPI compiler and the Python headers."""
+    needed = OPENCV_APT if _OPENCV_GUI.search(requirements) else ()
+    if _old_mpi4py(requirements):
+        needed += MPI_APT
+    return needed
+
+
+_MPI4PY = re.compile(r"^\s*mpi4py\s*(?:(==|<=|<|~=)\s*(\d+)[^\s;#]*)?", re.I | re.M)
+PYTHON_DEV = "python3-dev"  # the headers of the image's Python (python3.X-dev on Ubuntu)
+MPI_APT = ("build-essential", "libopenmpi-dev", PYTHON_DEV)
+MPI4PY_BUILD_CONSTRAINTS = ("setuptools<69.4",)
+
+
+def _old_mpi4py(requirements: str) -> bool:
+    """A pin of mpi4py before 4.0: PyPI has no Linux wheels of those, so pip compiles it."""
+    return any(op and (int(major) < 4 or (op == "<" and int(major) == 4))
+               for op, major in _MPI4PY.findall(requirements))
+
+
+def build_constraints(requirements: str) -> tuple[str, ...]:
+    """Constraints for pip's isolated builds of sdists in the requirements: mpi4py 3's build
+    script calls distutils in ways setuptools 69.4 (a list from ``runtime_library_dir_option``,
+    mpi4py issue 484) and 81 (``new_compiler(dry_run=)`` removed, issue 729) broke."""
+    return MPI4PY_BUILD_CONSTRAINTS if _old_mpi4py(requirements) else ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +126,7 @@ class ImageSpec:
     extra_pip: tuple[str, ...] = ()
     compat_pip: tuple[str, ...] = ()  # compat_pins() of the requirements file
     compat_apt: tuple[str, ...] = ()  # compat_apt() of the requirements file
+    build_constraints: tuple[str, ...] = ()  # build_constraints() of the requirements file
     ports: tuple[int, ...] = (8888,)
     tool_version: str = __version__
     labels_extra: tuple[tuple[str, str], ...] = field(default=())
@@ -149,7 +173,8 @@ def make_spec(config: NotebookConfig, *, base: Base | None = None, gpu: bool = T
     return ImageSpec(config=config, base=base, python=python, gpu=gpu,
                      notebook_files=tuple(notebook_files), ca_certs=tuple(ca_certs),
                      extra_pip=config.hpc.extra_pip, compat_pip=compat_pins(text),
-                     compat_apt=compat_apt(text), ports=ports)
+                     compat_apt=compat_apt(text), build_constraints=build_constraints(text),
+                     ports=ports)
 
 
 def notebook_names(config: NotebookConfig) -> tuple[str, str]:
@@ -203,7 +228,11 @@ def _context(spec: ImageSpec) -> dict:
         python_packages, apt, python_exe = [], ["python3", "python3-venv"], "python3"
     else:  # localimage: the base provides python3 (and usually /opt/venv)
         python_packages, apt, python_exe = [], [], "python3"
-    apt += [name for name in spec.compat_apt if name not in apt]
+    python_dev = f"python{spec.python}-dev" if docker_ubuntu else PYTHON_DEV
+    for name in spec.compat_apt:
+        name = python_dev if name == PYTHON_DEV else name
+        if name not in apt and name not in python_packages:
+            apt.append(name)
     environment = [("LC_ALL", "C.UTF-8"), ("HPC_DL4MIC_NOTEBOOKS", NOTEBOOKS_DIR)]
     if spec.gpu and docker_ubuntu:
         environment.append(("XLA_FLAGS", "--xla_gpu_cuda_data_dir=/usr/local/cuda"))
@@ -218,6 +247,7 @@ def _context(spec: ImageSpec) -> dict:
         "jupyter_pins": jupyter_pins(spec.python), "pip_tools": pip_tools(spec.python),
         "requirements": spec.requirements,
         "extra_pip": spec.extra_pip, "compat_pip": spec.compat_pip,
+        "build_constraints": spec.build_constraints,
         "tag": spec.config.name.lower(),
     }
 

@@ -206,3 +206,38 @@ def test_pythons_before_3_10_get_a_current_pip_before_anything_is_installed():
     bookworm = render_definition(make_spec(resolve_target("StarDist_2D_DL4Mic"),
                                            base=parse_base("debootstrap")))
     assert "pip==" not in bookworm and "setuptools==" not in bookworm
+
+
+def test_requirements_pinning_mpi4py_3_get_an_mpi_compiler_and_a_setuptools_it_builds_with():
+    from seeddata import COLAB_NOTEBOOKS, REQUIREMENTS
+
+    from hpc_dl4mic.images.inputs import prepare_notebook_image
+    from hpc_dl4mic.images.render import build_constraints, compat_apt
+
+    mpi = [p.name for p in sorted(REQUIREMENTS.glob("*.txt"))
+           if build_constraints(p.read_text(errors="replace"))]
+    assert mpi == ["Diffusion_model_SMLM_requirements.txt"], mpi
+    assert build_constraints("mpi4py==3.1.5\n") == ("setuptools<69.4",)
+    assert build_constraints("mpi4py==4.1.1\n") == build_constraints("mpi4py\n") == ()
+    assert "libopenmpi-dev" in compat_apt("mpi4py<4\n")
+    assert "libopenmpi-dev" not in compat_apt("mpi4py>=4.0\nnumpy\n")
+    inputs = prepare_notebook_image(
+        resolve_target("Diffusion_SMLM_DL4Mic"),
+        notebook=COLAB_NOTEBOOKS / "Diffusion_Model_SMLM_ZeroCostDL4Mic.ipynb",
+        requirements=REQUIREMENTS / "Diffusion_model_SMLM_requirements.txt", base="debootstrap")
+    text = inputs.definition
+    assert re.search(r"apt-get install -y --no-install-recommends python3 python3-venv libgl1 "
+                     r"libglib2\.0-0 build-essential libopenmpi-dev python3-dev\n", text)
+    assert ("PIP_CONSTRAINT=/opt/hpc-dl4mic/build-constraints.txt /opt/venv/bin/python -m pip "
+            "install -r /opt/hpc-dl4mic/requirements.txt") in text
+    assert "printf '%s\\n' 'setuptools<69.4' > /opt/hpc-dl4mic/build-constraints.txt" in text
+
+
+def test_an_ubuntu_base_gets_the_headers_of_its_own_python_for_a_compiled_requirement():
+    from dataclasses import replace
+
+    spec = make_spec(resolve_target("CARE_2D_DL4Mic"))
+    text = render_dockerfile(replace(spec, compat_apt=("build-essential", "libopenmpi-dev",
+                                                       "python3-dev")))
+    assert "python3-dev" not in text
+    assert f"python{spec.python}-dev" in text and "libopenmpi-dev" in text
