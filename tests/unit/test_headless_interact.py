@@ -62,3 +62,18 @@ def test_the_batch_set_up_cell_carries_the_headless_interact():
     assert "def hpc_dl4mic_interact(" in source and "_hpc_patch_interact()" in source
     compile(source, "batch-setup", "exec")
     json.dumps(source)
+
+
+def test_a_generator_of_choices_gives_its_first_item_as_a_dropdown_would(monkeypatch):
+    # Deep-STORM 2D's 5.2.: `def show_QC_results(file = list_files(folder, 'tif'))`, a generator
+    ns = run_headless(monkeypatch, """
+from ipywidgets import interact
+calls = []
+@interact
+def show_QC_results(file=(name for name in ['x.tif', 'y.tif'])):
+    calls.append('GT_image_' + file)
+@interact(frame=map(str, range(3)))
+def show(frame):
+    calls.append(frame)
+""")
+    assert ns["calls"] == ["GT_image_x.tif", "0"]

@@ -19,6 +19,8 @@ def _hpc_choice(value, default=_hpc_inspect.Parameter.empty):
             return default
         return (low + high) // 2 if isinstance(low, int) and isinstance(high, int) \
             else (low + high) / 2
+    if not isinstance(value, (list, tuple, str, bytes)) and hasattr(value, '__iter__'):
+        value = list(value)  # a generator or map of choices: a Dropdown of its items
     if isinstance(value, (list, tuple)):
         if not value:
             return None
