@@ -258,18 +258,17 @@ def build(c: dict[str, Any], base: Path, profile: Path, rebuild: bool,
 KNOWN_CAUSES = [
     # (pattern in the error, why, and what would remove it)
     (r"cannot import name 'sic' from 'setuptools'",
-     "Debian bullseye's venv has pip 20.3.4 and setuptools 44.1.1, which install an sdist "
-     "of the requirements (wget, future) with a legacy `setup.py install` that breaks on "
-     "setuptools_scm's plugin; ours to fix: upgrade pip/setuptools in the image venv before "
-     "the requirements (definitions/install.sh.j2)"),
+     "the venv's pip/setuptools are too old for the sdists of the requirements (bullseye's "
+     "pip 20.3.4, setuptools 44.1.1); images built since eafa2aa get pip 24.0, setuptools "
+     "and wheel first for Pythons before 3.10"),
     (r"Failed building wheel for mpi4py",
-     "the requirements pin an mpi4py with no wheel for this Python: pip builds its sdist "
-     "with today's setuptools, which its build script no longer fits (new_compiler(dry_run=))"
-     ", and it would need an MPI compiler (libopenmpi-dev) the base lacks; fixing it means "
-     "an MPI stack in the image and an older setuptools for that build"),
+     "an mpi4py with no wheel: images built since d913936 get an MPI compiler and "
+     "setuptools<69.4 for its build for a pin of mpi4py 3; another pin needs the same"),
     (r"libGL\.so\.1",
      "opencv-python needs libGL.so.1, which the offline Debian base lacks; images built "
      "since ae404f2 get libgl1 and libglib2.0-0 for such requirements"),
+    (r"Found no NVIDIA driver|CUDA driver|no CUDA GPUs",
+     "GPU-only code: the notebook calls CUDA, and this machine has no GPU"),
 ]
 
 
