@@ -59,7 +59,19 @@ def pip_tools(python: str) -> tuple[str, ...]:
     return ("pip==24.0", "setuptools==69.5.1", "wheel==0.43.0")
 
 
-_OLD_MATPLOTLIB = re.compile(r"^\s*matplotlib\s*(==|<=|<|~=)\s*(\d+(?:\.\d+)*)", re.I | re.M)
+def pins_below(requirements: str, package: str, limit: tuple[int, ...]) -> bool:
+    """Whether ``requirements`` pins ``package`` (``==``, ``<=``, ``<``, ``~=``) to a version
+    before ``limit`` (``<LIMIT`` counts too)."""
+    pin = re.compile(rf"^\s*{re.escape(package)}\s*(==|<=|<|~=)\s*(\d+(?:\.\d+)*)", re.I | re.M)
+    width = len(limit)
+    for op, version in pin.findall(requirements):
+        parts = tuple(int(x) for x in version.split(".")[:width])
+        parts += (0,) * (width - len(parts))
+        if parts < limit or (op == "<" and parts <= limit):
+            return True
+    return False
+
+
 MATPLOTLIB_INLINE_PIN = "matplotlib-inline<0.2"
 
 
@@ -70,12 +82,7 @@ def compat_pins(requirements: str) -> tuple[str, ...]:
     the ZeroCostDL4Mic requirements files pin (3.5.0, 2.2.3)."""
     if re.search(r"^\s*matplotlib[-_]inline\b", requirements, re.I | re.M):
         return ()
-    for op, version in _OLD_MATPLOTLIB.findall(requirements):
-        parts = tuple(int(x) for x in version.split(".")[:3])
-        parts += (0,) * (3 - len(parts))
-        if parts < (3, 5, 2) or (op == "<" and parts <= (3, 5, 2)):
-            return (MATPLOTLIB_INLINE_PIN,)
-    return ()
+    return (MATPLOTLIB_INLINE_PIN,) if pins_below(requirements, "matplotlib", (3, 5, 2)) else ()
 
 
 _OPENCV_GUI = re.compile(r"^\s*opencv-(?:contrib-)?python\s*(?:[=<>~!;\[]|$)", re.I | re.M)
@@ -93,7 +100,6 @@ def compat_apt(requirements: str) -> tuple[str, ...]:
     return needed
 
 
-_MPI4PY = re.compile(r"^\s*mpi4py\s*(?:(==|<=|<|~=)\s*(\d+)[^\s;#]*)?", re.I | re.M)
 PYTHON_DEV = "python3-dev"  # the headers of the image's Python (python3.X-dev on Ubuntu)
 MPI_APT = ("build-essential", "libopenmpi-dev", PYTHON_DEV)
 MPI4PY_BUILD_CONSTRAINTS = ("setuptools<69.4",)
@@ -101,8 +107,7 @@ MPI4PY_BUILD_CONSTRAINTS = ("setuptools<69.4",)
 
 def _old_mpi4py(requirements: str) -> bool:
     """A pin of mpi4py before 4.0: PyPI has no Linux wheels of those, so pip compiles it."""
-    return any(op and (int(major) < 4 or (op == "<" and int(major) == 4))
-               for op, major in _MPI4PY.findall(requirements))
+    return pins_below(requirements, "mpi4py", (4,))
 
 
 def build_constraints(requirements: str) -> tuple[str, ...]:
