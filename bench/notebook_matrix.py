@@ -221,6 +221,27 @@ def candidates() -> list[dict[str, Any]]:
     return out
 
 
+def with_workaround(c: dict[str, Any], recipe: Any) -> dict[str, Any]:
+    """The candidate as its recipe runs it: the recipe's requirements file (WGAN's config
+    names another notebook's) and, for ``extra_pip``, a copy of the config with those
+    packages in its ``hpc_dl4mic.extra_pip``, as a user would work around the defect."""
+    if recipe is None:
+        return c
+    import yaml
+
+    c = {**c, "requirements": recipe.requirements_path()}
+    if recipe.extra_pip:
+        data = yaml.safe_load(c["path"].read_text())
+        data["config"].setdefault("hpc_dl4mic", {})["extra_pip"] = list(recipe.extra_pip)
+        path = WORK / "configs" / c["config"] / "configuration.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        os.replace(tmp, path)
+        c["path"] = path
+    return c
+
+
 def image_args(c: dict[str, Any], base: Path) -> list[str]:
     """build/batch image options: the real notebook and requirements, the offline base."""
     args = ["--notebook", str(c["notebook"]), "--requirements", str(c["requirements"]),
@@ -267,7 +288,8 @@ KNOWN_CAUSES = [
     (r"libGL\.so\.1",
      "opencv-python needs libGL.so.1, which the offline Debian base lacks; images built "
      "since ae404f2 get libgl1 and libglib2.0-0 for such requirements"),
-    (r"Found no NVIDIA driver|CUDA driver|no CUDA GPUs",
+    (r"Found no NVIDIA driver|CUDA driver|no CUDA GPUs|GPUAccelerator can not run|"
+     r"requested gpu.*only has|GPU.*not available",
      "GPU-only code: the notebook calls CUDA, and this machine has no GPU"),
 ]
 
@@ -410,7 +432,8 @@ def outcome_cell(r: dict[str, Any]) -> str:
     outcome = r.get("outcome", "")
     detail = (r.get("detail") or "").replace("|", "\\|").replace("\n", " ")
     if outcome == "ok":
-        return "ok"
+        return "ok, with a workaround of an upstream defect (below)" if r.get(
+            "workaround") else "ok"
     if outcome == "not runnable":
         return f"not runnable here: {detail}"
     if outcome == "not run":
@@ -441,6 +464,9 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     notes = [f"- {r['config']}: {r['note']}" for r in rows if r.get("note")]
     if notes:
         lines += ["", "Recipe notes:", "", *notes]
+    fixes = [f"- {r['config']}: {r['workaround']}" for r in rows if r.get("workaround")]
+    if fixes:
+        lines += ["", "Upstream defects the recipe works around, as a user would:", "", *fixes]
     return "\n".join(lines) + "\n"
 
 
@@ -501,12 +527,16 @@ def main(argv: list[str] | None = None) -> int:
     touched: set[str] = set()
     heads = {c["config"]: {"config": c["config"], "python": c["python"],
                            "notebook": c["notebook"].name if c["notebook"] else "",
-                           "framework": framework_of(c["requirements"]),
-                           "note": getattr(RECIPES.get(c["config"]), "note", "")}
+                           "framework": getattr(RECIPES.get(c["config"]), "framework",
+                                                None) or framework_of(c["requirements"]),
+                           "note": getattr(RECIPES.get(c["config"]), "note", ""),
+                           "workaround": getattr(RECIPES.get(c["config"]), "workaround", "")}
              for c in chosen}
     for c in chosen:
         name = c["config"]
         recipe = RECIPES.get(name)
+        if not c["why"]:
+            c = with_workaround(c, recipe)
         row: dict[str, Any] = dict(heads[name])
         picked = not wanted or any(name.lower().startswith(n) for n in wanted)
         if c["why"]:

@@ -34,6 +34,10 @@ class Recipe:
     suite: str = "bookworm"        # offline Debian base whose python3 is the config's
     note: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # an upstream defect worked around as a user would: pip requirements added through the
+    # config's hpc_dl4mic.extra_pip (a copy of the config), and the reason, shown in the row
+    extra_pip: tuple[str, ...] = ()
+    workaround: str = ""
 
     @property
     def upload(self) -> str:
@@ -133,10 +137,13 @@ SPLINEDIST_2D = Recipe(
     # 6.1. chdir()s into Results_folder without creating it: the task's own /results exists
     skip_sections=("5.2.",), predictions="test_*.tif", prediction_section="6.1.",
     suite="bullseye",
-    note="5.2. (quality control) left out: it calls imsave(name, labels, details), which the "
-         "tifffile it pins (2023.2.27) refuses (TypeError: 1 to 2 positional arguments), a "
-         "bug of the notebook; 6.1. does not need it (6.1. itself calls imsave(..., "
-         "compress=ZIP_DEFLATED), which that tifffile no longer takes either)")
+    note="5.2. (quality control) left out: it calls imsave(name, labels, details), which "
+         "tifffile refuses (TypeError: 1 to 2 positional arguments), a bug of the notebook; "
+         "6.1. does not need it",
+    extra_pip=("tifffile==2022.4.8",),
+    workaround="6.1. calls imsave(..., compress=ZIP_DEFLATED); the tifffile it pins "
+               "(2023.2.27) no longer takes compress (removed in 2022.4.22): "
+               "tifffile==2022.4.8 added with hpc_dl4mic.extra_pip")
 
 CARE_3D = Recipe(
     config="CARE_3D_DL4Mic", notebook="CARE_3D_ZeroCostDL4Mic.ipynb",
@@ -165,7 +172,10 @@ DENOISEG = Recipe(
             "Target_Segmentation_folder": "{data}/test/labels",
             "Data_folder": "{data}/test/noisy", "Result_folder": "/results"},
     # 6.1. writes into Result_folder without creating it
-    predictions="Predicted_segmentation_*.tif", prediction_section="6.1.", suite="bullseye")
+    predictions="Predicted_segmentation_*.tif", prediction_section="6.1.", suite="bullseye",
+    extra_pip=("memory_profiler==0.61.0",),
+    workaround="1.3. imports memory_profiler, which its requirements file does not list "
+               "(Colab has it): added with hpc_dl4mic.extra_pip")
 
 
 
@@ -277,7 +287,7 @@ EMBEDSEG = Recipe(
 
 WGAN = Recipe(
     config="WGAN_DL4Mic", notebook="WGAN_ZeroCostDL4Mic.ipynb",
-    requirements="SplineDist_2D_requirements_simple.txt", framework="tensorflow",
+    requirements="WGAN_requirements_simple.txt", framework="both",
     make_data=_super_resolution_data,
     params={"Training_source": "{data}/train/low", "Training_target": "{data}/train/high",
             "Model_name": "nbm_wgan", "Model_path": "/results", "Down_factor": 2,
@@ -286,8 +296,11 @@ WGAN = Recipe(
             "Source_QC_folder": "{data}/test/low", "Target_QC_folder": "{data}/test/high",
             "Data_folder": "{data}/test/low", "Result_folder": "/results/predictions"},
     predictions="predictions/test_*.tif", prediction_section="6.1.", suite="bullseye",
-    note="the config's requirements_url names SplineDist 2D's requirements file (a known "
-         "quirk of the config); the image is built with it, as DL4MicEverywhere would")
+    extra_pip=("pytorch-lightning==1.6.4",),
+    workaround="the config's requirements_url names SplineDist 2D's requirements file, "
+               "which lacks torch and torchvision: built with the notebook's own "
+               "WGAN_requirements_simple.txt (--requirements), plus the "
+               "pytorch-lightning==1.6.4 that its 1. pip-installs (hpc_dl4mic.extra_pip)")
 
 DIFFUSION_SMLM = Recipe(
     config="Diffusion_SMLM_DL4Mic", notebook="Diffusion_Model_SMLM_ZeroCostDL4Mic.ipynb",
@@ -296,7 +309,10 @@ DIFFUSION_SMLM = Recipe(
     params={"Training_source": "{data}/train", "model_name": "nbm_diffusion",
             "model_path": "/results", "number_of_epochs": 2, "image_size": "32",
             "save_interval": 1, "Use_Default_Advanced_Parameters": False,
-            "number_of_diffusion_steps": 10, "batch_size": 2, "num_channels": 16,
+            # 6.1.'s image_sample.main builds its model with its own defaults (64 channels,
+            # 1000 diffusion steps), so training must use them: GroupNorm(32) needs a
+            # multiple of 32 anyway
+            "number_of_diffusion_steps": 1000, "batch_size": 2, "num_channels": 64,
             "Saving_path_patches": "/results/patches",
             "Use_Data_augmentation": False, "Result_folder": "/results/generated",
             "num_samples": 1},

@@ -91,6 +91,8 @@ def build(inputs: BuildInputs, host: Host, cache: ImageCache | Path | str | None
     propagates. A failed build is a :class:`BuildError` with the tail of its log.
     """
     started = time.monotonic()
+    for line in inputs.notes:
+        (notice or _stderr_notice)(line)
     if not isinstance(cache, ImageCache):
         cache = ImageCache(cache, host)
     if not force:

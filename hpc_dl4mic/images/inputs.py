@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..catalogue.config import Base, NotebookConfig
-from ..errors import InputError, RemoteError
+from ..errors import HpcDl4micError, InputError, RemoteError
 from ..fsutil import atomic_write, cache_home
 from .layout import REQUIREMENTS, ca_cert_file, definition_file, notebook_file
 
@@ -48,6 +48,7 @@ class BuildInputs:
     base: Base
     key: str
     inputs: dict[str, str] = field(default_factory=dict)  # what was hashed -> sha256
+    notes: tuple[str, ...] = ()  # warnings for the user (not part of the key)
 
     @property
     def definition_name(self) -> str:
@@ -270,15 +271,17 @@ def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = No
     build on the cluster)."""
     from ..catalogue.config import parse_base
     from ..catalogue.sources import notebook_path, requirements_path
-    from .render import make_spec, render_definition
+    from .render import jupyter_pins, make_spec, render_definition
 
     digest = digest or host_base_digest(_local_host())
     certs = ca_cert_files(ca_certs)
     base_obj = parse_base(base) if base else None
     chosen = base_obj or config.hpc.base
     suite = digest.suite(chosen) if chosen and isinstance(digest, BaseReader) else None
-    nb_files = image_notebooks(config, notebook_path(config, notebook))
-    req = requirements_path(config, requirements).read_bytes()
+    source = notebook_path(config, notebook)
+    nb_files = image_notebooks(config, source)
+    req_path = requirements_path(config, requirements)
+    req = req_path.read_bytes()
     spec = make_spec(config, base=base_obj, gpu=gpu, notebook_files=tuple(nb_files),
                      ca_certs=ca_cert_names(certs), accept_system_python=system_python,
                      base_suite=suite, requirements_text=req.decode("utf-8", "replace"))
@@ -286,7 +289,24 @@ def prepare_notebook_image(config: NotebookConfig, *, notebook: Path | None = No
     definition, key, inputs = _with_key(
         lambda extra: render_definition(replace(spec, labels_extra=extra)), spec.base, files,
         digest=digest)
-    return BuildInputs(config.name, definition, files, spec.base, key, inputs)
+    notes = install_notes(source, req.decode("utf-8", "replace"), req_path.name,
+                          extra=(*spec.extra_pip, *jupyter_pins(spec.python)))
+    return BuildInputs(config.name, definition, files, spec.base, key, inputs, notes)
+
+
+def install_notes(source: Path, requirements_text: str, requirements_name: str, *,
+                  extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The warning about packages the notebook installs at run time that the image's
+    requirements do not list (:mod:`~hpc_dl4mic.notebooks.installs`), or none."""
+    from ..notebooks.installs import unlisted_installs, unlisted_note
+
+    try:
+        nb = json.loads(Path(source).read_bytes())
+        found = unlisted_installs(nb, requirements_text, extra=extra)
+    except (OSError, ValueError, KeyError, TypeError, HpcDl4micError):
+        return ()  # conversion reported what is wrong with the notebook already
+    note = unlisted_note(found, requirements_name)
+    return (note,) if note else ()
 
 
 def prepare_base_image(suite: str = "bookworm", mirror: str | None = None, *,
