@@ -119,13 +119,44 @@ class Builder(Protocol):
 
 # -- on the host itself -------------------------------------------------------------------
 
-def in_own_process_group(argv: list[str], pid_file: str) -> list[str]:
+# a line the build's group prints every few seconds (and the builder drops): when this
+# command is gone (killed, its SSH connection dropped) the write fails and the group ends
+KEEPALIVE = "hpc-dl4mic: build alive"
+# $$ is the group's leader (in the subshell too). Writes that fail return an error, as
+# SIGPIPE is ignored (after the build started: it keeps the default). The keep-alive
+# subshell ignores TERM so that it lives to send the KILL; sleep's output goes nowhere, so
+# it holds no pipe open. A build that ended because its output pipe broke may leave
+# children (mksquashfs): the last write finds that out too.
+_GROUP = """echo "$$" > "$1" || exit 1
+mark=$2 every=$3
+shift 3
+"$@" &
+child=$!
+trap '' PIPE
+stop() { trap '' TERM; kill -TERM "-$$" 2>/dev/null; sleep 10; kill -KILL "-$$"; }
+(
+  while sleep "$every" </dev/null >/dev/null 2>&1; do
+    printf '%s\\n' "$mark" 2>/dev/null || { stop; exit 1; }
+  done
+) &
+watch=$!
+wait "$child"
+rc=$?
+kill "$watch" 2>/dev/null
+printf '%s\\n' "$mark" 2>/dev/null || stop
+exit "$rc"
+"""
+
+
+def in_own_process_group(argv: list[str], pid_file: str, keepalive: float = 5) -> list[str]:
     """``argv`` run by ``setsid -w`` as the leader of a new process group (and session),
     whose id is written to ``pid_file`` first: :func:`stop_group_argv` can then stop the
     build and everything it started (mksquashfs, %post) even when the SSH channel is gone;
-    ``-w`` passes the exit status through."""
-    return ["setsid", "-w", "sh", "-c", 'echo "$$" > "$1" && shift && exec "$@"',
-            "hpc-dl4mic", pid_file, *argv]
+    ``-w`` passes the exit status through. Every ``keepalive`` seconds the group prints
+    :data:`KEEPALIVE`; when that write fails (this command was killed, the connection
+    dropped) it stops itself: TERM, then KILL after 10 s."""
+    return ["setsid", "-w", "sh", "-c", _GROUP, "hpc-dl4mic", pid_file, KEEPALIVE,
+            f"{keepalive:g}", *argv]
 
 
 def stop_group_argv(pid_file: str, grace: int = 10) -> list[str]:
@@ -230,15 +261,23 @@ class DirectBuilder:
             say(f"building {inputs.name} ({inputs.key[:16]}) with {' '.join(argv[:2])} ...")
         try:
             with Heartbeat(host, f"{folder}/{inputs.definition_name}", say) as beat:
-                result = host.stream(command, on_line=beat.line, cwd=folder, check=False,
+                result = host.stream(command, on_line=lambda line: None if line == KEEPALIVE
+                                     else beat.line(line), cwd=folder, check=False,
                                      timeout=timeout)
         except BaseException as exc:
             if own_group:
                 stop_group(host, f"{folder}/{BUILD_PID_FILE}", notice)
             if isinstance(exc, CommandError):  # a timeout: a failed build, with its log
-                return Outcome(False, exc.stderr or str(exc), exc.returncode)
+                return Outcome(False, _without_keepalive(exc.stderr or str(exc)),
+                               exc.returncode)
             raise
-        return Outcome(result.returncode == 0, result.stdout, result.returncode)
+        return Outcome(result.returncode == 0, _without_keepalive(result.stdout),
+                       result.returncode)
+
+
+def _without_keepalive(log: str) -> str:
+    return "".join(line for line in log.splitlines(keepends=True)
+                   if line.rstrip("\r\n") != KEEPALIVE)
 
 
 # -- a SLURM build job ---------------------------------------------------------------------

@@ -384,6 +384,34 @@ def test_interrupted_login_node_build_stops_remote_apptainer_and_cleans_up(
     assert list(Path(cache_dir).glob(".tmp/*")) == []
 
 
+def test_killed_client_of_a_login_node_build_leaves_no_apptainer_running(
+        cluster, base_sif, remote_profile):
+    # SIGKILL: the client cannot stop anything; the build's group finds out that its
+    # output goes nowhere (keep-alive lines) and stops itself
+    profile_file, cache_dir = remote_profile
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpc_dl4mic.cli", "build",
+         *image_args(base_sif, "--on", "testcluster", "--profile-file", str(profile_file),
+                     "--build-on", "login", "--force")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        _build_dir, pgid = _remote_build_group(cache_dir, proc)
+        seen = {pid for pid, _state, _argv in _group_members(pgid)}
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 25  # TERM within the keep-alive period, KILL 10 s later
+    while time.monotonic() < deadline and (_group_members(pgid)
+                                           or _builds_of(cluster.user, cache_dir)):
+        time.sleep(0.5)
+    assert _builds_of(cluster.user, cache_dir) == []
+    assert _group_members(pgid) == [], _group_members(pgid)
+    assert not any(pid_alive_non_zombie(pid) for pid in seen), seen
+    assert list(Path(cache_dir).glob("*.sif")) == []
+
+
 def pid_alive_non_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"

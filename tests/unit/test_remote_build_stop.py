@@ -3,6 +3,7 @@ runs on the cluster when interrupted (login node: kill the process group; SLURM:
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +14,13 @@ from fakehost import FakeHost
 from hpc_dl4mic.catalogue.config import Base
 from hpc_dl4mic.errors import Interrupted
 from hpc_dl4mic.images.build import BuildInputs, build_for_profile
-from hpc_dl4mic.images.builders import BUILD_PID_FILE, in_own_process_group, stop_group_argv
+from hpc_dl4mic.images.builders import (
+    BUILD_PID_FILE,
+    KEEPALIVE,
+    in_own_process_group,
+    make_builder,
+    stop_group_argv,
+)
 from hpc_dl4mic.jobs.resources import JobResources
 from hpc_dl4mic.remote.profiles import Profile
 
@@ -68,6 +75,64 @@ def test_stop_command_kills_a_group_that_ignores_term_after_the_grace(tmp_path):
     assert time.monotonic() - started < 10
     proc.wait(5)
     assert _live(pgid) == []
+
+
+def _pids_running(command: str) -> list[int]:
+    """Live processes whose argv is ``command`` split at spaces."""
+    argv = command.encode().replace(b" ", b"\0") + b"\0"
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes() == argv and pid_alive(int(cmdline.parent.name)):
+                pids.append(int(cmdline.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_a_build_whose_client_is_gone_stops_itself(tmp_path):
+    # the build prints nothing (mksquashfs); its client dies, so the pipe it reads breaks
+    pid_file = tmp_path / BUILD_PID_FILE
+    marker = f"sleep 61.{os.getpid()}"
+    proc = subprocess.Popen(
+        in_own_process_group(["sh", "-c", f"{marker} & {marker}"], str(pid_file),
+                             keepalive=0.2),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout.readline().decode().rstrip("\n") == KEEPALIVE
+    assert len(_pids_running(marker)) == 2
+    proc.stdout.close()  # the client is gone
+    deadline = time.monotonic() + 5
+    while _pids_running(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _pids_running(marker) == []
+    assert proc.wait(5) != 0  # the keep-alive itself goes with the KILL, 10 s later
+
+
+def test_keepalive_lines_come_while_a_build_is_silent_and_the_status_passes(tmp_path):
+    out = subprocess.run(in_own_process_group(["sh", "-c", "echo step; sleep 1; exit 3"],
+                                              str(tmp_path / BUILD_PID_FILE), keepalive=0.2),
+                         capture_output=True, text=True, timeout=30)
+    lines = out.stdout.splitlines()
+    assert out.returncode == 3 and lines[0] == "step"
+    assert set(lines[1:]) == {KEEPALIVE} and len(lines) >= 3
+
+
+def test_the_login_builder_drops_keepalive_lines_from_progress_and_log():
+    host = FakeHost(display="fake")
+    host.on("setsid", do=lambda argv, call: (2, f"step 1\n{KEEPALIVE}\nFATAL: no\n", ""))
+    said: list[str] = []
+    outcome = make_builder("login", fakeroot=False).run(
+        host, INPUTS, "/c/.tmp/b", ["apptainer", "build", "image.sif", "X_DL4Mic.def"],
+        say=said.append, notice=said.append, timeout=None)
+    assert not outcome.ok and KEEPALIVE not in outcome.log and "FATAL: no" in outcome.log
+    assert KEEPALIVE not in said and "step 1" in said
 
 
 def test_stop_command_without_a_pid_file_does_nothing(tmp_path):
