@@ -396,7 +396,17 @@ def test_killed_client_of_a_login_node_build_leaves_no_apptainer_running(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         _build_dir, pgid = _remote_build_group(cache_dir, proc)
-        seen = {pid for pid, _state, _argv in _group_members(pgid)}
+        seen: set[int] = set()
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # mksquashfs: the long step that prints nothing
+            members = _group_members(pgid)
+            seen.update(pid for pid, _state, _argv in members)
+            if any("mksquashfs" in " ".join(argv) for _pid, _state, argv in members):
+                break
+            assert proc.poll() is None
+            time.sleep(0.2)
+        else:
+            raise AssertionError("mksquashfs never ran")
         proc.kill()
         proc.wait(10)
     finally:
