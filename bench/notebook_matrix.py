@@ -288,6 +288,10 @@ KNOWN_CAUSES = [
     (r"libGL\.so\.1",
      "opencv-python needs libGL.so.1, which the offline Debian base lacks; images built "
      "since ae404f2 get libgl1 and libglib2.0-0 for such requirements"),
+    (r"KeyError: 'n_channel_in'",
+     "a mismatch of the notebook and its requirements upstream: its 4.1. calls "
+     "DenoiSegConfig(X, ...) without n_channel_in, which the denoiseg it pins (0.3.0) "
+     "requires"),
     (r"Found no NVIDIA driver|CUDA driver|no CUDA GPUs|GPUAccelerator can not run|"
      r"requested gpu.*only has|GPU.*not available",
      "GPU-only code: the notebook calls CUDA, and this machine has no GPU"),

@@ -120,8 +120,14 @@ def _skipped_note(status: Mapping[str, Any]) -> str:
     skipped = status.get("skipped")
     if not isinstance(skipped, list) or not skipped:
         return ""
-    tokens = [str(s.get("section", "?")) if isinstance(s, dict) else str(s) for s in skipped]
-    return "skipped offline: " + " ".join(dict.fromkeys(tokens))
+    by_reason: dict[str, list[str]] = {}
+    for s in skipped:
+        entry = s if isinstance(s, dict) else {"section": s}
+        label = ("report failed" if entry.get("reason") == "report failed"
+                 else "skipped offline")
+        by_reason.setdefault(label, []).append(str(entry.get("section", "?")))
+    return "; ".join(f"{label}: {' '.join(dict.fromkeys(tokens))}"
+                     for label, tokens in by_reason.items())
 
 
 def rows_for(run: BatchRun, statuses: Mapping[int, Mapping[str, Any]],

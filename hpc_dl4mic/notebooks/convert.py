@@ -97,6 +97,10 @@ becomes ``NAME = _hpc_param("NAME") if "NAME" in __hpc_dl4mic_injected__ else DE
 a field keeps a given value and otherwise sets its OWN default (a later section whose
 default differs from the first keeps it, exactly as in Colab). A given raw value that is a
 string is evaluated as a Python expression where the form line was.
+
+A call of the notebook's PDF report (``pdf_export(…)``, ``qc_pdf_export(…)``) at the start of
+a statement goes through ``hpc_dl4mic_report`` (:mod:`.reports`): a report that fails is one
+line and an entry in ``skipped.jsonl``, and the run goes on to its next section.
 """
 
 from __future__ import annotations
@@ -111,6 +115,7 @@ from ..errors import NotebookError
 from .cells import PARAMETERS_MARK, VALUES_FILE, to_batch, to_interactive
 from .internet import guard_internet
 from .params import extract_params, spec_to_dict
+from .reports import guard_reports
 from .rewrites import REMOVED, Changes, common_rewrite, default_path
 from .sections import _removed_cells, _renumber, _src, normalize_sections, section_headings
 from .versioncheck import VERSION_CHECK_TIMEOUT
@@ -205,6 +210,7 @@ def convert(nb: Any, *, mode: str, sections_to_remove: str | Iterable[str] | Non
         cell["source"] = src
         changes.add(delta)
     internet = guard_internet(cells, batch=mode == "batch")
+    reports = guard_reports(cells) if mode == "batch" else []
 
     specs = extract_params({"cells": cells})
     if mode == "batch":
@@ -233,6 +239,7 @@ def convert(nb: Any, *, mode: str, sections_to_remove: str | Iterable[str] | Non
         "results_dir": results_dir,
         "changes": changes.as_dict(),
         "internet": internet,
+        "guarded_reports": reports,
         "parameters": [spec_to_dict(s) for s in specs],
     }
     out.cells = cells

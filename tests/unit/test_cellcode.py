@@ -79,8 +79,9 @@ def test_inlined_dirs_block_replaces_the_import_and_its_blank_lines():
     batch = cellcode.template("batch_setup")
     interactive = cellcode.template("interactive_setup")
     headless = cellcode.template("headless")
+    reports = cellcode.template("reports")
     assert "# otherwise sets its own default, as in Colab.\n" + dirs + headless + online \
-        + "_HPC_DEFAULTS = {}" in batch
+        + reports + "_HPC_DEFAULTS = {}" in batch
     assert "import json as _hpc_json\n" + dirs + online + "HPC_DL4MIC_VALUES_FILE = " \
         in interactive
 

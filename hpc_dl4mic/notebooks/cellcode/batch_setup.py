@@ -4,6 +4,7 @@
 from .dirs import _hpc_os  # hpc-dl4mic: inline dirs.py  # noqa: F401
 from .headless import hpc_dl4mic_interact  # hpc-dl4mic: inline headless.py  # noqa: F401
 from .online import hpc_dl4mic_needs_internet  # hpc-dl4mic: inline online.py  # noqa: F401
+from .reports import hpc_dl4mic_report  # hpc-dl4mic: inline reports.py  # noqa: F401
 
 _HPC_DEFAULTS = {}
 _HPC_RAW = set()
