@@ -317,9 +317,13 @@ DIFFUSION_SMLM = Recipe(
             "Use_Data_augmentation": False, "Result_folder": "/results/generated",
             "num_samples": 1},
     predictions="generated/generated_image_*.tif", prediction_section="6.1.",
-    suite="bullseye",
+    suite="bullseye", skip_sections=("5.1.",),
     note="3.2. calls os.makedirs(Saving_path_patches) before looking at Save_patches, so "
-         "its empty default fails (in Colab too): the recipe gives a folder")
+         "its empty default fails (in Colab too): the recipe gives a folder. 5.1. (loss "
+         "plot) left out: it looks for the loss CSV in model_path, while training writes "
+         "progress.csv into model_path/model_name, so it opens a folder (IsADirectoryError, "
+         "in Colab too), a bug of the notebook. Its 4.1. PDF report fails on a name it "
+         "never defines (number_of_channels): the batch run records that and goes on")
 
 RECIPES: dict[str, Recipe] = {r.config: r for r in (
     STARDIST_2D, DRMIME_2D, SPLINEDIST_2D, CARE_3D, DENOISEG, DEEP_STORM_2D, UNET_3D, DFCAN,
