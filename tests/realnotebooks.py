@@ -315,7 +315,9 @@ DIFFUSION_SMLM = Recipe(
             "number_of_diffusion_steps": 1000, "batch_size": 2, "num_channels": 64,
             "Saving_path_patches": "/results/patches",
             "Use_Data_augmentation": False, "Result_folder": "/results/generated",
-            "num_samples": 1},
+            # 6.2. shows 8 of them, drawn from all but the last; a batch of 10 costs no
+            # more than one sample (image_sample draws batches of 10)
+            "num_samples": 10},
     predictions="generated/generated_image_*.tif", prediction_section="6.1.",
     suite="bullseye", skip_sections=("5.1.",),
     note="3.2. calls os.makedirs(Saving_path_patches) before looking at Save_patches, so "
