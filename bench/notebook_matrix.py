@@ -445,14 +445,21 @@ def outcome_cell(r: dict[str, Any]) -> str:
     return f"failed: {detail}"
 
 
+def run_date(r: dict[str, Any]) -> str:
+    """The day a row's batch run started (from its run id), '-' for rows with no run."""
+    m = re.search(r"-(\d{4})(\d{2})(\d{2})-\d{6}-", r.get("run_id") or "")
+    return "-".join(m.groups()) if m else "-"
+
+
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     m = meta["machine"]
-    lines = [f"Notebook matrix, {meta['date']} on {m['nproc']} CPUs ({m['cpu']}), "
-             f"{m['ram_gib']} GiB RAM, GPU: {m['gpu']}; Python {m['python']}, {m['os']}.",
+    lines = [f"Notebook matrix, last written {meta['date']} on {m['nproc']} CPUs ({m['cpu']}), "
+             f"{m['ram_gib']} GiB RAM, GPU: {m['gpu']}; Python {m['python']}, {m['os']}. "
+             "Rows of earlier runs keep their results (run on: the day of a row's run).",
              "",
              "| notebook | framework | image size | build time | run time | "
-             "last section reached | outcome |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "last section reached | outcome | run on |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         section = r.get("last_section") or "-"
         if r.get("last_section_title"):
@@ -461,7 +468,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         name = r["config"] if not r.get("notebook") else f"{r['config']} (`{r['notebook']}`)"
         lines.append(f"| {name} | {r.get('framework', '-')} | {_size(b.get('size'))} | "
                      f"{build_cell(b)} | {_secs(r.get('run_seconds'))} | "
-                     f"{section.replace('|', '/')} | {outcome_cell(r)} |")
+                     f"{section.replace('|', '/')} | {outcome_cell(r)} | {run_date(r)} |")
     counts = collections.Counter(r.get("outcome") for r in rows)
     lines += ["", ", ".join(f"{counts[k]} {k}" for k in ("ok", "failed", "not runnable",
                                                          "not run") if counts[k]) + "."]

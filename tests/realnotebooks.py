@@ -174,8 +174,9 @@ DENOISEG = Recipe(
     # 6.1. writes into Result_folder without creating it
     predictions="Predicted_segmentation_*.tif", prediction_section="6.1.", suite="bullseye",
     extra_pip=("memory_profiler==0.61.0",),
-    workaround="1.3. imports memory_profiler, which its requirements file does not list "
-               "(Colab has it): added with hpc_dl4mic.extra_pip")
+    workaround="1.3. imports memory_profiler, which the notebook pip-installs in 1.1. (a "
+               "section its config removes) and its requirements file does not list: added "
+               "with hpc_dl4mic.extra_pip")
 
 
 
