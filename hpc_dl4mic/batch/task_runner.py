@@ -9,8 +9,9 @@ standard library at import time): the file runs without hpc-dl4mic installed.
 failed, timeout, cancelled), ``index``, ``cell`` (the cell running; for a failure its
 index in ``executed.ipynb``), ``cells``, ``start``/``end`` (epoch seconds), ``exit_code``,
 ``error`` (``{"name", "message", "cell_title"}``), ``node``, ``gpu``, ``skipped`` (the
-sections the notebook skipped because the node is offline, from ``skipped.jsonl``: each
-``{"section", "title", "reason", "what"}``). The executed notebook
+sections the notebook skipped because the node is offline, and its PDF reports that failed
+while the run went on, from ``skipped.jsonl``: each ``{"section", "title", "reason",
+"what"}``, reason ``needs the internet`` or ``report failed``). The executed notebook
 is saved in every case
 (papermill saves it after each cell and when it stops). SIGUSR1 (SLURM's ``--signal``
 before the walltime) and the overall ``--timeout`` alarm end the task as ``timeout``;

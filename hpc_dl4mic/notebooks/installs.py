@@ -120,8 +120,8 @@ def unlisted_note(installs: Sequence[Install], requirements_name: str) -> str:
         return ""
     what = ", ".join(f"{i.spec} ({i.section or 'top'})" for i in installs[:6]) + (
         f" and {len(installs) - 6} more" if len(installs) > 6 else "")
+    it = "them" if len(installs) > 1 else "it"
     return (f"the notebook pip-installs {what} when it runs, which {requirements_name} does "
-            f"not list: conversion removes install lines, so the image has "
-            f"{'them' if len(installs) > 1 else 'it'} only if another requirement pulls "
-            f"{'them' if len(installs) > 1 else 'it'} in (if an import fails, add "
-            f"{'them' if len(installs) > 1 else 'it'} to the config's hpc_dl4mic.extra_pip)")
+            f"not list: conversion removes install lines, so the image has {it} only if "
+            f"another requirement pulls {it} in (if an import fails, add {it} to the "
+            f"config's hpc_dl4mic.extra_pip)")
